@@ -1,0 +1,331 @@
+"""The ingest pipeline: source objects → parsed in worker processes → committed Parquet batches.
+
+Objects are packed into batches of a few MB; each batch is decoded, built and written by one
+worker process (both cores busy, no shared state), and committed by this process alone, in the
+order results arrive. Memory is bounded by the batch size times the number of batches in flight,
+whatever the number of objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from analyzer.errors import ExitCode
+from analyzer.ingest.columns import build_table
+from analyzer.ingest.decode import Decoded, ObjectError, decode_object
+from analyzer.sources.base import SourceObject, skip_reason
+from analyzer.store.dataset import Dataset, WrittenFile, new_batch_id, write_batch, write_quarantine
+from analyzer.store.dedup import refresh_duplicates
+from analyzer.store.manifest import ObjectOutcome
+
+BATCH_BYTES = 6 * 1024 * 1024  # compressed input per batch (≈ 50–100k events of CloudTrail)
+BATCH_OBJECTS = 2_000
+CHUNK_RECORDS = 16_384  # records per Arrow build step: small enough to stay cache-hot
+MAX_LISTED_PROBLEMS = 1_000
+
+
+@dataclass
+class IngestStats:
+    """Counters of one run; also what the progress callback receives."""
+
+    planned_objects: int = 0
+    planned_bytes: int = 0
+    unchanged: int = 0  # already in the manifest at the same version: not read again
+    ingested: int = 0
+    skipped: int = 0
+    failed: int = 0
+    events: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    bytes_read: int = 0
+    bytes_uncompressed: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    skips: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def processed(self) -> int:
+        return self.ingested + self.skipped + self.failed
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PARTIAL if self.failed or self.quarantined else ExitCode.OK
+
+    def note(self, bucket: list[tuple[str, str]], uri: str, reason: str) -> None:
+        if len(bucket) < MAX_LISTED_PROBLEMS:
+            bucket.append((uri, reason))
+
+
+@dataclass
+class BatchResult:
+    batch: str
+    files: list[WrittenFile]
+    quarantine_file: str | None
+    outcomes: list[ObjectOutcome]
+    warnings: list[tuple[str, str]]
+    events: int
+    bytes_uncompressed: int
+
+
+# A batch item: (uri, size, version, payload) where payload is a picklable SourceObject to read
+# in the worker, or the bytes already fetched by this process.
+Item = tuple[str, int, str, Any]
+
+
+def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
+    """Worker side: decode, build and write one batch into ``tmp_dir`` (nothing visible yet)."""
+    outcomes: list[ObjectOutcome] = []
+    warnings: list[tuple[str, str]] = []
+    pending: list[tuple[str, Decoded]] = []
+    meta: dict[str, tuple[int, str, str | None]] = {}
+    tables: list[Any] = []
+    quarantine: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    uncompressed = 0
+
+    def flush() -> None:
+        if not pending:
+            return
+        try:
+            built = [build_table(pending)]
+        except Exception:  # isolate the object that breaks the build, keep the others
+            built = []
+            for one in pending:
+                try:
+                    built.append(build_table([one]))
+                except Exception as exc:
+                    size, version, digest = meta.pop(one[0])
+                    outcomes.append(ObjectOutcome(one[0], size, version, "failed",
+                                                  reason=f"cannot build rows: {exc}", content_hash=digest))
+        for table, quarantined in built:
+            tables.append(table)
+            for source, q in quarantined:
+                counts[source] -= 1
+                quarantine.append({"source_object": source, "record_index": q.record_index,
+                                   "reason": q.reason, "raw": q.raw})
+        pending.clear()
+
+    buffered = 0
+    for uri, size, version, payload in items:
+        try:
+            data = payload if isinstance(payload, bytes) else _read(payload)
+        except Exception as exc:
+            outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=f"cannot read: {exc}"))
+            continue
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        try:
+            decoded = decode_object(data)
+        except ObjectError as exc:
+            outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=str(exc), content_hash=digest))
+            continue
+        uncompressed += decoded.uncompressed_bytes
+        warnings.extend((uri, w) for w in decoded.warnings)
+        if decoded.skipped:
+            outcomes.append(ObjectOutcome(uri, size, version, "skipped", reason=decoded.skipped,
+                                          content_hash=digest))
+            continue
+        for q in decoded.quarantined:
+            quarantine.append({"source_object": uri, "record_index": q.record_index,
+                               "reason": q.reason, "raw": q.raw})
+        counts[uri] = len(decoded.records)
+        meta[uri] = (size, version, digest)
+        pending.append((uri, decoded))
+        buffered += len(decoded.records)
+        if buffered >= CHUNK_RECORDS:
+            flush()
+            buffered = 0
+    flush()
+
+    quarantined_by_uri: dict[str, int] = {}
+    for item in quarantine:
+        quarantined_by_uri[item["source_object"]] = quarantined_by_uri.get(item["source_object"], 0) + 1
+    for uri, (size, version, digest) in meta.items():
+        outcomes.append(ObjectOutcome(uri, size, version, "ingested", records=counts[uri],
+                                      quarantined=quarantined_by_uri.get(uri, 0), content_hash=digest))
+    table = pa.concat_tables(tables) if tables else None
+    files = write_batch(table, Path(tmp_dir)) if table is not None else []
+    quarantine_file = None
+    if quarantine:
+        quarantine_file = str(Path(tmp_dir) / "quarantine.jsonl")
+        write_quarantine(quarantine, Path(quarantine_file))
+    events = table.num_rows if table is not None else 0
+    return BatchResult(batch, files, quarantine_file, outcomes, warnings, events, uncompressed)
+
+
+def _read(obj: SourceObject) -> bytes:
+    return obj.read()
+
+
+def _batches(
+    objects: Iterable[SourceObject], dataset: Dataset, stats: IngestStats, batch_bytes: int
+) -> Iterator[list[SourceObject]]:
+    """New objects (not yet in the manifest at their version), packed into batches."""
+    iterator = iter(objects)
+    batch: list[SourceObject] = []
+    size = 0
+    while chunk := list(islice(iterator, 512)):
+        wanted: list[SourceObject] = []
+        for obj in chunk:
+            reason = skip_reason(obj.uri)
+            if reason:
+                stats.skipped += 1
+                stats.note(stats.skips, obj.uri, reason)
+            else:
+                wanted.append(obj)
+        done = dataset.manifest.done([(o.uri, o.version) for o in wanted])
+        for obj in wanted:
+            if obj.uri in done:
+                stats.unchanged += 1
+                continue
+            stats.planned_objects += 1
+            stats.planned_bytes += obj.size
+            batch.append(obj)
+            size += obj.size
+            if size >= batch_bytes or len(batch) >= BATCH_OBJECTS:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
+
+
+@dataclass(frozen=True)
+class _FetchFailed:
+    """A fetch that failed in this process; the worker records it as a failed object."""
+
+    message: str
+
+    def read(self) -> bytes:
+        raise OSError(self.message)
+
+
+def _fetch_all(objects: list[SourceObject], pool: ThreadPoolExecutor) -> list[Item]:
+    def fetch(obj: SourceObject) -> Item:
+        try:
+            return (obj.uri, obj.size, obj.version, obj.read())
+        except Exception as exc:
+            return (obj.uri, obj.size, obj.version, _FetchFailed(str(exc)))
+
+    return list(pool.map(fetch, objects))
+
+
+class _Inline(Executor):
+    """Runs a batch in this process: for one worker, tests and tiny inputs."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def default_workers() -> int:
+    return max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
+def ingest(
+    objects: Iterable[SourceObject],
+    data: Path | str,
+    *,
+    workers: int | None = None,
+    fetch_threads: int = 0,
+    batch_bytes: int = BATCH_BYTES,
+    progress: Callable[[IngestStats], None] | None = None,
+) -> IngestStats:
+    """Ingest ``objects`` into the dataset at ``data``; returns the run's counters.
+
+    ``fetch_threads`` > 0 reads the objects in this process with that many threads (for remote
+    sources whose clients must not cross into worker processes); otherwise workers read them.
+    """
+    stats = IngestStats()
+    workers = workers or default_workers()
+    dataset = Dataset(data)
+    dataset.lock()
+    executor: Executor = (
+        _Inline() if workers <= 1
+        else ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+    )
+    fetcher = ThreadPoolExecutor(fetch_threads) if fetch_threads else None
+    in_flight: dict[Future[BatchResult], list[Item]] = {}
+    try:
+        for batch in _batches(objects, dataset, stats, batch_bytes):
+            items: list[Item] = (
+                _fetch_all(batch, fetcher) if fetcher
+                else [(o.uri, o.size, o.version, o) for o in batch]
+            )
+            batch_id = new_batch_id()
+            future = executor.submit(process_batch, batch_id, items, str(dataset.tmp_dir(batch_id)))
+            in_flight[future] = items
+            while len(in_flight) > workers:
+                _collect(in_flight, dataset, stats, progress)
+            if progress:
+                progress(stats)
+        while in_flight:
+            _collect(in_flight, dataset, stats, progress)
+        stats.duplicates = refresh_duplicates(dataset)
+    finally:
+        for future in in_flight:
+            future.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+        if fetcher:
+            fetcher.shutdown()
+        dataset.close()
+    stats.finished = time.monotonic()
+    if progress:
+        progress(stats)
+    return stats
+
+
+def _collect(
+    in_flight: dict[Future[BatchResult], list[Item]],
+    dataset: Dataset,
+    stats: IngestStats,
+    progress: Callable[[IngestStats], None] | None,
+) -> None:
+    """Commit every finished batch; a batch whose worker crashed fails its objects, not the run."""
+    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+    for future in done:
+        items = in_flight.pop(future)
+        try:
+            result = future.result()
+        except Exception as exc:
+            reason = f"internal error while ingesting this batch: {type(exc).__name__}: {exc}"
+            result = BatchResult(new_batch_id(), [], None,
+                                 [ObjectOutcome(uri, size, version, "failed", reason=reason)
+                                  for uri, size, version, _ in items], [], 0, 0)
+        dataset.commit(result.batch, result.files, result.quarantine_file, result.outcomes)
+        stats.events += result.events
+        stats.bytes_uncompressed += result.bytes_uncompressed
+        for outcome in result.outcomes:
+            stats.bytes_read += outcome.size
+            if outcome.status == "ingested":
+                stats.ingested += 1
+                stats.quarantined += outcome.quarantined
+            elif outcome.status == "skipped":
+                stats.skipped += 1
+                stats.note(stats.skips, outcome.uri, outcome.reason or "")
+            else:
+                stats.failed += 1
+                stats.note(stats.failures, outcome.uri, outcome.reason or "")
+        for uri, message in result.warnings:
+            stats.note(stats.warnings, uri, message)
+        if progress:
+            progress(stats)

@@ -1,0 +1,46 @@
+"""Log files on a local disk: files and directories, walked recursively."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyzer.errors import AnalyzerError
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str
+    size: int
+    version: str
+
+    @property
+    def uri(self) -> str:
+        return self.path
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as handle:
+            return handle.read()
+
+
+def _entry(path: Path) -> LocalFile:
+    stat = path.stat()
+    return LocalFile(str(path), stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}")
+
+
+def walk(paths: Iterable[Path | str]) -> Iterator[LocalFile]:
+    """Every regular file under ``paths`` (sorted, hidden files and ``_analyzer`` skipped)."""
+    for given in paths:
+        root = Path(given).absolute()
+        if root.is_file():
+            yield _entry(root)
+            continue
+        if not root.is_dir():
+            raise AnalyzerError(f"{given}: no such file or directory")
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_analyzer")))
+            for name in sorted(files):
+                if not name.startswith("."):
+                    yield _entry(Path(folder) / name)

@@ -1,0 +1,71 @@
+"""DuckDB over the dataset: the ``events`` view every query reads.
+
+``events`` is deduplicated on ``eventID`` (see :mod:`analyzer.store.dedup`); ``events_all`` keeps
+every delivered row. Both carry ``event_date`` (the Hive partition), so a time window prunes
+whole partitions before any file is opened.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from analyzer.errors import AnalyzerError
+from analyzer.schema import PARTITION_COLUMN, SCHEMA
+from analyzer.store.layout import Layout
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def connect(
+    data: Path | str | None = None,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    table: pa.Table | None = None,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the ``events`` and ``events_all`` views.
+
+    Pass ``data`` (a dataset directory) or ``table`` (rows in the canonical schema plus
+    ``event_date``, as :func:`analyzer.ingest.build_table` makes them: for tests and notebooks).
+    """
+    con = con or duckdb.connect()
+    if memory_limit:
+        con.execute(f"set memory_limit = {_quote(memory_limit)}")
+    if threads:
+        con.execute(f"set threads = {int(threads)}")
+    if table is not None:
+        con.register("_events_table", table)
+        con.execute("create or replace view events_all as select * from _events_table")
+        con.execute(
+            "create or replace view events as select * from events_all "
+            "qualify row_number() over (partition by coalesce(eventID, source_object || record_index) "
+            "order by source_object, record_index) = 1"
+        )
+        return con
+    if data is None:
+        raise AnalyzerError("connect() needs a dataset directory or a table")
+    layout = Layout(Path(data))
+    if not layout.internal.exists():
+        raise AnalyzerError(f"{data}: no analyzer dataset here (run `analyzer ingest` first)")
+    if any(layout.root.glob(f"{PARTITION_COLUMN}=*/*.parquet")):
+        source = f"read_parquet({_quote(layout.data_glob())}, hive_partitioning = true, union_by_name = true)"
+    else:
+        empty = SCHEMA.empty_table().append_column(PARTITION_COLUMN, pa.array([], pa.date32()))
+        con.register("_events_empty", empty)
+        source = "_events_empty"
+    con.execute(f"create or replace view events_all as select * from {source}")
+    if any(layout.duplicates.glob("*.parquet")):
+        dups = f"read_parquet({_quote(str(layout.duplicates / '*.parquet'))})"
+        con.execute(
+            "create or replace view events as select e.* from events_all e "
+            f"anti join {dups} d using (source_object, record_index)"
+        )
+    else:
+        con.execute("create or replace view events as select * from events_all")
+    return con
