@@ -29,7 +29,7 @@ from analyzer.store.dataset import Dataset, WrittenFile, new_batch_id, write_bat
 from analyzer.store.dedup import refresh_duplicates
 from analyzer.store.manifest import ObjectOutcome
 
-BATCH_BYTES = 6 * 1024 * 1024  # compressed input per batch (≈ 50–100k events of CloudTrail)
+BATCH_BYTES = 6 * 1024 * 1024  # compressed input per batch (about 50-100k events of CloudTrail)
 BATCH_OBJECTS = 2_000
 CHUNK_RECORDS = 16_384  # records per Arrow build step: small enough to stay cache-hot
 MAX_LISTED_PROBLEMS = 1_000
@@ -111,9 +111,10 @@ def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
                 try:
                     built.append(build_table([one]))
                 except Exception as exc:
-                    size, version, digest = meta.pop(one[0])
-                    outcomes.append(ObjectOutcome(one[0], size, version, "failed",
-                                                  reason=f"cannot build rows: {exc}", content_hash=digest))
+                    bad_size, bad_version, bad_digest = meta.pop(one[0])
+                    quarantine[:] = [q for q in quarantine if q["source_object"] != one[0]]
+                    outcomes.append(ObjectOutcome(one[0], bad_size, bad_version, "failed",
+                                                  reason=f"cannot build rows: {exc}", content_hash=bad_digest))
         for table, quarantined in built:
             tables.append(table)
             for source, q in quarantined:
@@ -156,9 +157,9 @@ def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
     quarantined_by_uri: dict[str, int] = {}
     for item in quarantine:
         quarantined_by_uri[item["source_object"]] = quarantined_by_uri.get(item["source_object"], 0) + 1
-    for uri, (size, version, digest) in meta.items():
-        outcomes.append(ObjectOutcome(uri, size, version, "ingested", records=counts[uri],
-                                      quarantined=quarantined_by_uri.get(uri, 0), content_hash=digest))
+    for good, (good_size, good_version, good_digest) in meta.items():
+        outcomes.append(ObjectOutcome(good, good_size, good_version, "ingested", records=counts[good],
+                                      quarantined=quarantined_by_uri.get(good, 0), content_hash=good_digest))
     table = pa.concat_tables(tables) if tables else None
     files = write_batch(table, Path(tmp_dir)) if table is not None else []
     quarantine_file = None

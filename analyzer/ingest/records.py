@@ -37,7 +37,7 @@ def _struct_type(name: str, fields: list[pa.Field]) -> type[msgspec.Struct]:
 Record: Any = _struct_type("Record", EVENT_FIELDS)
 RECORD_FIELDS: dict[str, pa.Field] = {f.name: f for f in EVENT_FIELDS}
 
-LogFile = msgspec.defstruct("LogFile", [("Records", list[Record])], forbid_unknown_fields=True)
+LogFile: Any = msgspec.defstruct("LogFile", [("Records", list[Record])], forbid_unknown_fields=True)
 decode_log_file = msgspec.json.Decoder(LogFile).decode
 decode_record_array = msgspec.json.Decoder(list[Record]).decode
 decode_record = msgspec.json.Decoder(Record).decode

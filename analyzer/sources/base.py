@@ -16,9 +16,14 @@ class SourceObject(Protocol):
     """One log object: a stable ``uri``, its ``size``, a ``version`` (ETag, or size+mtime for a
     local file: the same uri at the same version is never ingested twice) and its bytes."""
 
-    uri: str
-    size: int
-    version: str
+    @property
+    def uri(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def version(self) -> str: ...
 
     def read(self) -> bytes: ...
 

@@ -12,16 +12,12 @@ from analyzer.errors import AnalyzerError
 
 @dataclass(frozen=True)
 class LocalFile:
-    path: str
+    uri: str  # the absolute path
     size: int
     version: str
 
-    @property
-    def uri(self) -> str:
-        return self.path
-
     def read(self) -> bytes:
-        with open(self.path, "rb") as handle:
+        with open(self.uri, "rb") as handle:
             return handle.read()
 
 

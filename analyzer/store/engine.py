@@ -59,7 +59,7 @@ def connect(
         empty = SCHEMA.empty_table().append_column(PARTITION_COLUMN, pa.array([], pa.date32()))
         con.register("_events_empty", empty)
         source = "_events_empty"
-    con.execute(f"create or replace view events_all as select * from {source}")
+    con.execute(f"create or replace view events_all as select * from {source}")  # noqa: S608 - our own paths, quoted
     if any(layout.duplicates.glob("*.parquet")):
         dups = f"read_parquet({_quote(str(layout.duplicates / '*.parquet'))})"
         con.execute(

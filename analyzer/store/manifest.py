@@ -73,7 +73,7 @@ class Manifest:
             chunk = uris[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
-                f"select uri, version from objects where status in ('ingested','skipped') and uri in ({marks})",
+                f"select uri, version from objects where status in ('ingested','skipped') and uri in ({marks})",  # noqa: S608
                 chunk,
             )
             found.update(uri for uri, version in rows if wanted[uri] == version)
@@ -117,7 +117,7 @@ class Manifest:
     def objects(self, status: str | None = None) -> Iterator[sqlite3.Row]:
         self.db.row_factory = sqlite3.Row
         try:
-            query = "select * from objects" + (" where status=?" if status else "") + " order by uri"
+            query = "select * from objects" + (" where status=?" if status else "") + " order by uri"  # noqa: S608
             yield from self.db.execute(query, (status,) if status else ())
         finally:
             self.db.row_factory = None

@@ -1,0 +1,57 @@
+"""The Typer application and the one place that turns library errors into exit codes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from analyzer.errors import AnalyzerError, ExitCode
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 error; 2 usage error; 3 findings at or above --fail-on; "
+    "4 partial (some objects failed or records were quarantined: see the summary)."
+)
+
+app = typer.Typer(
+    name="analyzer",
+    help="CloudTrail analyzer: pull logs from S3, ingest them into Parquet, detect, report.\n\n"
+    + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DataOption = Annotated[
+    Path,
+    typer.Option("--data", "-d", help="Dataset directory (Hive-partitioned Parquet).", envvar="ANALYZER_DATA"),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary (for cron).")]
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """``app.command`` that prints an :class:`AnalyzerError` as one line and exits 1."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            try:
+                return func(*a, **kw)
+            except AnalyzerError as exc:
+                stderr.print(f"error: {exc}", markup=False)
+                raise typer.Exit(ExitCode.ERROR) from None
+
+        app.command(*args, **kwargs)(wrapper)
+        return func
+
+    return decorate

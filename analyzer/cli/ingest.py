@@ -1,0 +1,92 @@
+"""`analyzer ingest`, `analyzer schema`, `analyzer quarantine`: local files into the dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from analyzer.cli.app import EXIT_CODES_HELP, DataOption, QuietOption, command, stdout
+from analyzer.cli.progress import ingest_progress
+from analyzer.ingest import IngestStats, ingest
+from analyzer.schema import describe
+from analyzer.sources.local import walk
+from analyzer.store import Dataset
+
+
+def print_summary(stats: IngestStats) -> None:
+    """The final summary of an ingest or pull run, and every failure by name."""
+    seconds = max(stats.seconds, 1e-6)
+    stdout.print(
+        f"files: {stats.ingested:,} ingested, {stats.unchanged:,} already in the dataset, "
+        f"{stats.skipped:,} skipped, {stats.failed:,} failed", markup=False,
+    )
+    stdout.print(
+        f"events: {stats.events:,} in {seconds:,.1f} s ({stats.events / seconds:,.0f} events/s, "
+        f"{stats.bytes_uncompressed / 1e6 / seconds:,.1f} MB/s); {stats.quarantined:,} records quarantined; "
+        f"{stats.duplicates:,} duplicate deliveries in the dataset", markup=False,
+    )
+    for uri, reason in stats.failures:
+        stdout.print(f"failed: {uri}: {reason}", markup=False)
+    for uri, reason in stats.warnings:
+        stdout.print(f"warning: {uri}: {reason}", markup=False)
+    if stats.quarantined:
+        stdout.print("quarantined records are listed by `analyzer quarantine --data DIR`", markup=False)
+
+
+@command("ingest", epilog=EXIT_CODES_HELP)
+def ingest_command(
+    paths: Annotated[list[Path], typer.Argument(help="Log files or directories (walked recursively).")],
+    data: DataOption = Path("ctdata"),
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).", min=1)] = None,
+    quiet: QuietOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list skipped files.")] = False,
+) -> None:
+    """Ingest CloudTrail log files into the Parquet dataset.
+
+    Accepts CloudTrail's gzipped {"Records": [...]} files, the same uncompressed, JSON arrays of
+    records and JSON Lines. Objects already ingested are not read again; digest files and
+    non-CloudTrail files are skipped and counted.
+
+    Example: analyzer ingest ./AWSLogs --data ./ctdata
+    """
+    with ingest_progress(not quiet) as progress:
+        stats = ingest(walk(paths), data, workers=workers, progress=progress)
+    if not quiet:
+        print_summary(stats)
+        if verbose:
+            for uri, reason in stats.skips:
+                stdout.print(f"skipped: {uri}: {reason}", markup=False)
+    raise typer.Exit(stats.exit_code)
+
+
+@command("schema")
+def schema_command() -> None:
+    """Print the dataset's canonical schema (CloudTrail's own field names).
+
+    Example: analyzer schema
+    """
+    stdout.print(describe(), markup=False)
+
+
+@command("quarantine")
+def quarantine_command(
+    data: DataOption = Path("ctdata"),
+    raw: Annotated[bool, typer.Option("--raw", help="Print the records as JSON Lines, raw text included.")] = False,
+) -> None:
+    """List the records that could not be placed in the dataset, with their reasons.
+
+    Example: analyzer quarantine --data ./ctdata
+    """
+    with Dataset(data, create=False) as dataset:
+        count = 0
+        for item in dataset.quarantined():
+            count += 1
+            if raw:
+                stdout.print(json.dumps(item), markup=False)
+            else:
+                stdout.print(f"{item['source_object']}#{item['record_index']}: {item['reason']}", markup=False)
+        if not raw:
+            stdout.print(f"{count} quarantined record(s)", markup=False)
