@@ -7,6 +7,8 @@ whole partitions before any file is opened.
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
@@ -15,6 +17,21 @@ import pyarrow as pa
 from analyzer.errors import AnalyzerError
 from analyzer.schema import PARTITION_COLUMN, SCHEMA
 from analyzer.store.layout import Layout
+
+#: Deduplication without the index (slower: every query pays for it); rows without an eventID stay.
+DEDUP_BY_WINDOW = (
+    "select * from events_all qualify row_number() over ("
+    "partition by coalesce(eventID, source_object || '#' || record_index) "
+    "order by source_object, record_index) = 1"
+)
+
+
+def _has_stale_partitions(layout: Layout) -> bool:
+    with closing(sqlite3.connect(f"file:{layout.manifest}?mode=ro", uri=True)) as db:
+        try:
+            return db.execute("select count(*) from stale_partitions").fetchone()[0] > 0
+        except sqlite3.OperationalError:
+            return False
 
 
 def _quote(path: str) -> str:
@@ -42,11 +59,7 @@ def connect(
     if table is not None:
         con.register("_events_table", table)
         con.execute("create or replace view events_all as select * from _events_table")
-        con.execute(
-            "create or replace view events as select * from events_all "
-            "qualify row_number() over (partition by coalesce(eventID, source_object || record_index) "
-            "order by source_object, record_index) = 1"
-        )
+        con.execute(f"create or replace view events as {DEDUP_BY_WINDOW}")
         return con
     if data is None:
         raise AnalyzerError("connect() needs a dataset directory or a table")
@@ -59,13 +72,13 @@ def connect(
         empty = SCHEMA.empty_table().append_column(PARTITION_COLUMN, pa.array([], pa.date32()))
         con.register("_events_empty", empty)
         source = "_events_empty"
-    con.execute(f"create or replace view events_all as select * from {source}")  # noqa: S608 - our own paths, quoted
-    if any(layout.duplicates.glob("*.parquet")):
+    con.execute(f"create or replace view events_all as select * from {source}")  # noqa: S608 - our paths, quoted
+    if _has_stale_partitions(layout):  # an ingest died before indexing its duplicates
+        con.execute(f"create or replace view events as {DEDUP_BY_WINDOW}")
+    elif any(layout.duplicates.glob("*.parquet")):
         dups = f"read_parquet({_quote(str(layout.duplicates / '*.parquet'))})"
-        con.execute(
-            "create or replace view events as select e.* from events_all e "
-            f"anti join {dups} d using (source_object, record_index)"
-        )
+        view = f"select e.* from events_all e anti join {dups} d using (source_object, record_index)"  # noqa: S608
+        con.execute(f"create or replace view events as {view}")
     else:
         con.execute("create or replace view events as select * from events_all")
     return con
