@@ -11,6 +11,7 @@ import typer
 from analyzer.cli.app import EXIT_CODES_HELP, DataOption, QuietOption, command, stdout
 from analyzer.cli.progress import ingest_progress
 from analyzer.ingest import IngestStats, ingest
+from analyzer.ingest.pipeline import BATCH_BYTES
 from analyzer.schema import describe
 from analyzer.sources.local import walk
 from analyzer.store import Dataset
@@ -43,6 +44,9 @@ def ingest_command(
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).", min=1)] = None,
     quiet: QuietOption = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list skipped files.")] = False,
+    batch_mb: Annotated[
+        float, typer.Option(help="Compressed input per worker batch (tuning: memory vs. file count).", min=0.001)
+    ] = BATCH_BYTES / 2**20,
 ) -> None:
     """Ingest CloudTrail log files into the Parquet dataset.
 
@@ -53,7 +57,7 @@ def ingest_command(
     Example: analyzer ingest ./AWSLogs --data ./ctdata
     """
     with ingest_progress(not quiet) as progress:
-        stats = ingest(walk(paths), data, workers=workers, progress=progress)
+        stats = ingest(walk(paths), data, workers=workers, batch_bytes=int(batch_mb * 2**20), progress=progress)
     if not quiet:
         print_summary(stats)
         if verbose:

@@ -27,14 +27,22 @@ def _entry(path: Path) -> LocalFile:
 
 
 def walk(paths: Iterable[Path | str]) -> Iterator[LocalFile]:
-    """Every regular file under ``paths`` (sorted, hidden files and ``_analyzer`` skipped)."""
-    for given in paths:
-        root = Path(given).absolute()
+    """Every regular file under ``paths`` (sorted, hidden files and ``_analyzer`` skipped).
+
+    A path that does not exist is an error now, before any work starts.
+    """
+    roots = [Path(given).absolute() for given in paths]
+    for root in roots:
+        if not root.exists():
+            raise AnalyzerError(f"{root}: no such file or directory")
+    return _walk(roots)
+
+
+def _walk(roots: list[Path]) -> Iterator[LocalFile]:
+    for root in roots:
         if root.is_file():
             yield _entry(root)
             continue
-        if not root.is_dir():
-            raise AnalyzerError(f"{given}: no such file or directory")
         for folder, dirs, files in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_analyzer")))
             for name in sorted(files):
