@@ -12,9 +12,10 @@ import hashlib
 import multiprocessing
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from analyzer.errors import ExitCode
-from analyzer.ingest.columns import build_table
+from analyzer.ingest.columns import TableBuilder, build_table
 from analyzer.ingest.decode import Decoded, ObjectError, decode_object
 from analyzer.sources.base import SourceObject, skip_reason
 from analyzer.store.dataset import Dataset, WrittenFile, new_batch_id, write_batch, write_quarantine
@@ -31,7 +32,7 @@ from analyzer.store.manifest import ObjectOutcome
 
 BATCH_BYTES = 6 * 1024 * 1024  # compressed input per batch (about 50-100k events of CloudTrail)
 BATCH_OBJECTS = 2_000
-CHUNK_RECORDS = 16_384  # records per Arrow build step: small enough to stay cache-hot
+CHUNK_RECORDS = 16_384  # records per Arrow table build
 MAX_LISTED_PROBLEMS = 1_000
 
 
@@ -93,40 +94,22 @@ def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
     """Worker side: decode, build and write one batch into ``tmp_dir`` (nothing visible yet)."""
     outcomes: list[ObjectOutcome] = []
     warnings: list[tuple[str, str]] = []
-    pending: list[tuple[str, Decoded]] = []
-    meta: dict[str, tuple[int, str, str | None]] = {}
-    tables: list[Any] = []
+    tables: list[pa.Table] = []
     quarantine: list[dict[str, Any]] = []
-    counts: dict[str, int] = {}
+    good: dict[str, ObjectOutcome] = {}
+    chunk = _Chunk()
     uncompressed = 0
 
     def flush() -> None:
-        if not pending:
-            return
-        try:
-            built = [build_table(pending)]
-        except Exception:  # isolate the object that breaks the build, keep the others
-            built = []
-            for one in pending:
-                try:
-                    built.append(build_table([one]))
-                except Exception as exc:
-                    bad_size, bad_version, bad_digest = meta.pop(one[0])
-                    quarantine[:] = [q for q in quarantine if q["source_object"] != one[0]]
-                    outcomes.append(ObjectOutcome(one[0], bad_size, bad_version, "failed",
-                                                  reason=f"cannot build rows: {exc}", content_hash=bad_digest))
-        for table, quarantined in built:
-            tables.append(table)
-            for source, q in quarantined:
-                counts[source] -= 1
-                quarantine.append({"source_object": source, "record_index": q.record_index,
-                                   "reason": q.reason, "raw": q.raw})
-        pending.clear()
+        for table, failed in chunk.finish(quarantine):
+            if table is not None:
+                tables.append(table)
+            for uri, reason in failed:
+                outcomes.append(replace(good.pop(uri), status="failed", reason=reason))
 
-    buffered = 0
     for uri, size, version, payload in items:
         try:
-            data = payload if isinstance(payload, bytes) else _read(payload)
+            data = payload if isinstance(payload, bytes) else payload.read()
         except Exception as exc:
             outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=f"cannot read: {exc}"))
             continue
@@ -136,31 +119,25 @@ def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
         except ObjectError as exc:
             outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=str(exc), content_hash=digest))
             continue
+        del data
         uncompressed += decoded.uncompressed_bytes
         warnings.extend((uri, w) for w in decoded.warnings)
         if decoded.skipped:
             outcomes.append(ObjectOutcome(uri, size, version, "skipped", reason=decoded.skipped,
                                           content_hash=digest))
             continue
-        for q in decoded.quarantined:
-            quarantine.append({"source_object": uri, "record_index": q.record_index,
-                               "reason": q.reason, "raw": q.raw})
-        counts[uri] = len(decoded.records)
-        meta[uri] = (size, version, digest)
-        pending.append((uri, decoded))
-        buffered += len(decoded.records)
-        if buffered >= CHUNK_RECORDS:
+        quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
+                           "raw": q.raw} for q in decoded.quarantined)
+        good[uri] = ObjectOutcome(uri, size, version, "ingested", content_hash=digest)
+        chunk.add(uri, decoded)
+        if len(chunk.builder) >= CHUNK_RECORDS:
             flush()
-            buffered = 0
     flush()
 
-    quarantined_by_uri: dict[str, int] = {}
-    for item in quarantine:
-        quarantined_by_uri[item["source_object"]] = quarantined_by_uri.get(item["source_object"], 0) + 1
-    for good, (good_size, good_version, good_digest) in meta.items():
-        outcomes.append(ObjectOutcome(good, good_size, good_version, "ingested", records=counts[good],
-                                      quarantined=quarantined_by_uri.get(good, 0), content_hash=good_digest))
     table = pa.concat_tables(tables) if tables else None
+    rows = Counter(table["source_object"].to_pylist()) if table is not None else Counter()
+    lost = Counter(item["source_object"] for item in quarantine)
+    outcomes.extend(replace(o, records=rows[uri], quarantined=lost[uri]) for uri, o in good.items())
     files = write_batch(table, Path(tmp_dir)) if table is not None else []
     quarantine_file = None
     if quarantine:
@@ -170,8 +147,40 @@ def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
     return BatchResult(batch, files, quarantine_file, outcomes, warnings, events, uncompressed)
 
 
-def _read(obj: SourceObject) -> bytes:
-    return obj.read()
+class _Chunk:
+    """Up to CHUNK_RECORDS records on their way to one Arrow table.
+
+    Should building fail (it should not: the decoder normalises every value), each object is
+    rebuilt on its own, so that only the object at fault fails.
+    """
+
+    def __init__(self) -> None:
+        self.builder = TableBuilder()
+        self.objects: list[tuple[str, Decoded]] = []
+
+    def add(self, uri: str, decoded: Decoded) -> None:
+        self.builder.add(uri, decoded)
+        self.objects.append((uri, decoded))
+
+    def finish(self, quarantine: list[dict[str, Any]]) -> Iterator[tuple[pa.Table | None, list[tuple[str, str]]]]:
+        objects, builder = self.objects, self.builder
+        self.__init__()  # type: ignore[misc]
+        if not objects:
+            return
+        try:
+            results = [builder.finish()]
+        except Exception:
+            results = []
+            for uri, decoded in objects:
+                try:
+                    results.append(build_table([(uri, decoded)]))
+                except Exception as exc:
+                    quarantine[:] = [q for q in quarantine if q["source_object"] != uri]
+                    yield None, [(uri, f"cannot build rows: {exc}")]
+        for table, dropped in results:
+            quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
+                               "raw": q.raw} for uri, q in dropped)
+            yield table, []
 
 
 def _batches(
