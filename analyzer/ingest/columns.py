@@ -13,22 +13,28 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from itertools import repeat
+from operator import is_not
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.ingest.decode import Decoded, Quarantined
-from analyzer.ingest.records import dumps_json
+from analyzer.ingest.records import Record, dumps_json
 from analyzer.schema import EVENT_FIELDS, PARTITION_COLUMN, SCHEMA, is_json
+
+astuple = msgspec.structs.astuple
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 TIME_TYPE = pa.timestamp("us", tz="UTC")
 
 
-def _pluck(objects: list[Any], name: str) -> list[Any]:
-    """``[getattr(o, name, None) for o in objects]`` at C speed (None parents give None)."""
-    return list(map(getattr, objects, repeat(name), repeat(None)))
+def _transpose(structs: Any, empty: Any) -> list[tuple[Any, ...]]:
+    """The field values of many structs, one tuple per field (C-level; None counts as ``empty``)."""
+    if None in structs:
+        structs = [empty if s is None else s for s in structs]
+    return list(zip(*map(astuple, structs), strict=True))
 
 
 def _to_bytes(raw: Any) -> bytes | None:
@@ -38,18 +44,21 @@ def _to_bytes(raw: Any) -> bytes | None:
 class _Leaf:
     """The values of one schema field, accumulated object by object."""
 
-    def __init__(self, field: pa.Field) -> None:
+    def __init__(self, field: pa.Field, struct_type: Any) -> None:
         self.field = field
         self.json = is_json(field)
-        self.children = [_Leaf(child) for child in field.type] if pa.types.is_struct(field.type) else []
+        self.children: list[_Leaf] = []
+        if pa.types.is_struct(field.type):
+            types = {f.name: f.type for f in msgspec.structs.fields(struct_type)}
+            self.children = [_Leaf(child, types[child.name]) for child in field.type]
+            self.empty = struct_type()
         self.values: list[Any] = []  # scalars, JSON bytes, or (for structs) validity flags
 
-    def add(self, parents: list[Any]) -> None:
-        values = _pluck(parents, self.field.name)
+    def add(self, values: tuple[Any, ...]) -> None:
         if self.children:
-            self.values.extend([v is not None for v in values])
-            for child in self.children:
-                child.add(values)
+            self.values.extend(map(is_not, values, repeat(None)))
+            for child, column in zip(self.children, _transpose(values, self.empty), strict=True):
+                child.add(column)
         elif self.json:  # copy out of msgspec.Raw now, so the decompressed file can be freed
             self.values.extend(map(_to_bytes, values))
         else:
@@ -87,7 +96,8 @@ class TableBuilder:
     """Accumulates decoded objects and builds one Arrow table from them."""
 
     def __init__(self) -> None:
-        self.leaves = [_Leaf(f) for f in EVENT_FIELDS]
+        types = {f.name: f.type for f in msgspec.structs.fields(Record)}
+        self.leaves = [_Leaf(f, types[f.name]) for f in EVENT_FIELDS]
         self.sources: list[str] = []
         self.indexes: list[int] = []
         self.extras: dict[int, dict[str, Any]] = {}
@@ -98,8 +108,10 @@ class TableBuilder:
     def add(self, source: str, decoded: Decoded) -> None:
         offset = len(self.sources)
         records = decoded.records
-        for leaf in self.leaves:
-            leaf.add(records)
+        if not records:
+            return
+        for leaf, column in zip(self.leaves, _transpose(records, None), strict=True):
+            leaf.add(column)
         self.sources.extend(repeat(source, len(records)))
         self.indexes.extend(decoded.indexes)
         for position, extra in decoded.extras.items():
