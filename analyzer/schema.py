@@ -132,3 +132,18 @@ def describe(schema: pa.Schema = SCHEMA) -> str:
     walk(list(schema), 0)
     lines.append(f"{PARTITION_COLUMN}: date (Hive partition: the event's UTC date)")
     return "\n".join(lines)
+
+
+def leaf_paths(schema: pa.Schema = SCHEMA) -> list[tuple[str, pa.Field]]:
+    """Every leaf column as (dotted path, field), e.g. ``userIdentity.sessionContext.sessionIssuer.arn``."""
+    leaves: list[tuple[str, pa.Field]] = []
+
+    def walk(fields: list[pa.Field], prefix: str) -> None:
+        for f in fields:
+            if pa.types.is_struct(f.type):
+                walk(list(f.type), f"{prefix}{f.name}.")
+            else:
+                leaves.append((prefix + f.name, f))
+
+    walk(list(schema), "")
+    return leaves

@@ -24,7 +24,7 @@ def ingest_progress(enabled: bool, label: str = "ingest") -> Iterator[Callable[[
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=stderr, transient=True) as progress:
+    with Progress(*columns, console=stderr, transient=True, refresh_per_second=2) as progress:
         task = progress.add_task(label, total=None, detail="")
 
         def update(stats: IngestStats) -> None:
