@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +20,15 @@ from isal import igzip
 from analyzer.ingest.records import (
     coerce_record,
     decode_log_file,
+    decode_raw_array,
+    decode_raw_log_file,
     decode_record,
     decode_record_array,
     dumps_json,
 )
 
 WHITESPACE = b" \t\r\n"
+LARGE_OBJECT_BYTES = 64 * 1024 * 1024
 DIGEST_MARKERS = ("digestStartTime", "digestS3Object", "digestPublicKeyFingerprint")
 
 
@@ -69,8 +73,38 @@ def decompress(data: bytes) -> bytes:
         raise ObjectError(f"corrupt gzip: {exc}") from exc
 
 
+def decode_parts(data: bytes, part_records: int = 16_384) -> Iterator[Decoded]:
+    """Decode one object in parts of at most ``part_records`` records where its size calls for it.
+
+    A very large ``{"Records": [...]}`` object (over LARGE_OBJECT_BYTES uncompressed) is split
+    into raw records first and decoded part by part, so memory holds the text plus one part's
+    records rather than every record at once. Everything else is decoded whole.
+    """
+    raw = decompress(data)
+    del data
+    if len(raw) <= LARGE_OBJECT_BYTES:
+        yield decode_object(raw)
+        return
+    try:
+        start = _first_non_space(raw)
+        is_object = raw[start : start + 1] == b"{"
+        raws = decode_raw_log_file(raw).Records if is_object else decode_raw_array(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        yield decode_object(raw)  # not a plain log file (JSON Lines, damaged...): whole, as usual
+        return
+    for first in range(0, len(raws), part_records):
+        part = Decoded(uncompressed_bytes=len(raw) if first == 0 else 0)
+        for index in range(first, min(first + part_records, len(raws))):
+            text = bytes(raws[index])
+            try:
+                part.add(index, decode_record(text))
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                _add_generic(part, index, json.loads(text.decode("utf-8", "surrogateescape")))
+        yield part
+
+
 def decode_object(data: bytes) -> Decoded:
-    """Decode one object's bytes (gzip or plain)."""
+    """Decode one object's bytes (gzip or plain) in one piece."""
     raw = decompress(data)
     out = Decoded(uncompressed_bytes=len(raw))
     start = _first_non_space(raw)

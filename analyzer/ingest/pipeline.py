@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from analyzer.errors import ExitCode
 from analyzer.ingest.columns import TableBuilder, build_table
-from analyzer.ingest.decode import Decoded, ObjectError, decode_object
+from analyzer.ingest.decode import Decoded, ObjectError, decode_parts
 from analyzer.sources.base import SourceObject, skip_reason
 from analyzer.store.dataset import Dataset, WrittenFile, new_batch_id, write_batch, write_quarantine
 from analyzer.store.dedup import refresh_duplicates
@@ -33,6 +33,7 @@ from analyzer.store.manifest import ObjectOutcome
 BATCH_BYTES = 6 * 1024 * 1024  # compressed input per batch (about 50-100k events of CloudTrail)
 BATCH_OBJECTS = 2_000
 CHUNK_RECORDS = 16_384  # records per Arrow table build
+FILE_ROWS = 131_072  # rows a worker holds before writing them out (bounds memory for huge objects)
 MAX_LISTED_PROBLEMS = 1_000
 
 
@@ -94,16 +95,16 @@ def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
     """Worker side: decode, build and write one batch into ``tmp_dir`` (nothing visible yet)."""
     outcomes: list[ObjectOutcome] = []
     warnings: list[tuple[str, str]] = []
-    tables: list[pa.Table] = []
     quarantine: list[dict[str, Any]] = []
     good: dict[str, ObjectOutcome] = {}
     chunk = _Chunk()
+    output = _Output(Path(tmp_dir))
     uncompressed = 0
 
     def flush() -> None:
         for table, failed in chunk.finish(quarantine):
             if table is not None:
-                tables.append(table)
+                output.add(table)
             for uri, reason in failed:
                 outcomes.append(replace(good.pop(uri), status="failed", reason=reason))
 
@@ -114,37 +115,64 @@ def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
             outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=f"cannot read: {exc}"))
             continue
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        parts = decode_parts(data, CHUNK_RECORDS)
+        del data
         try:
-            decoded = decode_object(data)
+            first = next(parts)
         except ObjectError as exc:
             outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=str(exc), content_hash=digest))
             continue
-        del data
-        uncompressed += decoded.uncompressed_bytes
-        warnings.extend((uri, w) for w in decoded.warnings)
-        if decoded.skipped:
-            outcomes.append(ObjectOutcome(uri, size, version, "skipped", reason=decoded.skipped,
+        warnings.extend((uri, w) for w in first.warnings)
+        if first.skipped:
+            uncompressed += first.uncompressed_bytes
+            outcomes.append(ObjectOutcome(uri, size, version, "skipped", reason=first.skipped,
                                           content_hash=digest))
             continue
-        quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
-                           "raw": q.raw} for q in decoded.quarantined)
         good[uri] = ObjectOutcome(uri, size, version, "ingested", content_hash=digest)
-        chunk.add(uri, decoded)
-        if len(chunk.builder) >= CHUNK_RECORDS:
-            flush()
+        for part in chain([first], parts):
+            uncompressed += part.uncompressed_bytes
+            quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
+                               "raw": q.raw} for q in part.quarantined)
+            chunk.add(uri, part)
+            if len(chunk.builder) >= CHUNK_RECORDS:
+                flush()
     flush()
+    output.write()
 
-    table = pa.concat_tables(tables) if tables else None
-    rows = Counter(table["source_object"].to_pylist()) if table is not None else Counter()
     lost = Counter(item["source_object"] for item in quarantine)
-    outcomes.extend(replace(o, records=rows[uri], quarantined=lost[uri]) for uri, o in good.items())
-    files = write_batch(table, Path(tmp_dir)) if table is not None else []
+    outcomes.extend(replace(o, records=output.rows[uri], quarantined=lost[uri]) for uri, o in good.items())
     quarantine_file = None
     if quarantine:
         quarantine_file = str(Path(tmp_dir) / "quarantine.jsonl")
         write_quarantine(quarantine, Path(quarantine_file))
-    events = table.num_rows if table is not None else 0
-    return BatchResult(batch, files, quarantine_file, outcomes, warnings, events, uncompressed)
+    return BatchResult(batch, output.files, quarantine_file, outcomes, warnings, output.events, uncompressed)
+
+
+class _Output:
+    """A batch's rows on their way to Parquet: one file per day, a new set every FILE_ROWS rows."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.tables: list[pa.Table] = []
+        self.pending = 0
+        self.events = 0
+        self.rows: Counter[str] = Counter()
+        self.files: list[WrittenFile] = []
+
+    def add(self, table: pa.Table) -> None:
+        self.tables.append(table)
+        self.pending += table.num_rows
+        if self.pending >= FILE_ROWS:
+            self.write()
+
+    def write(self) -> None:
+        if not self.tables:
+            return
+        table = pa.concat_tables(self.tables)
+        self.tables, self.pending = [], 0
+        self.events += table.num_rows
+        self.rows.update(table["source_object"].to_pylist())
+        self.files.extend(write_batch(table, self.folder, sequence=len(self.files)))
 
 
 class _Chunk:

@@ -43,6 +43,9 @@ LogFile: Any = msgspec.defstruct("LogFile", [("Records", list[Record])], forbid_
 decode_log_file = msgspec.json.Decoder(LogFile).decode
 decode_record_array = msgspec.json.Decoder(list[Record]).decode
 decode_record = msgspec.json.Decoder(Record).decode
+RawLogFile: Any = msgspec.defstruct("RawLogFile", [("Records", list[msgspec.Raw])])
+decode_raw_log_file = msgspec.json.Decoder(RawLogFile).decode
+decode_raw_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 encode = msgspec.json.Encoder().encode
 
 _NESTED_TYPES: dict[str, Any] = {}

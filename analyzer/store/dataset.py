@@ -48,6 +48,11 @@ class WrittenFile:
     tmp_path: str
     rows: int
 
+    @property
+    def name(self) -> str:
+        """The final file name inside the day's partition (made unique by the batch id)."""
+        return Path(self.tmp_path).name
+
 
 def new_batch_id() -> str:
     return uuid.uuid4().hex[:16]
@@ -62,7 +67,7 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
-def write_batch(table: pa.Table, tmp_dir: Path) -> list[WrittenFile]:
+def write_batch(table: pa.Table, tmp_dir: Path, sequence: int = 0) -> list[WrittenFile]:
     """Write one Parquet file per event date into ``tmp_dir`` (a worker's private folder)."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
     written: list[WrittenFile] = []
@@ -73,7 +78,7 @@ def write_batch(table: pa.Table, tmp_dir: Path) -> list[WrittenFile]:
     start = 0
     for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
         part = table.slice(start, end - start).drop_columns([PARTITION_COLUMN])
-        path = tmp_dir / f"{day.isoformat()}.parquet"
+        path = tmp_dir / f"part-{tmp_dir.name}-{sequence:03d}-{day.isoformat()}.parquet"
 
         pq.write_table(
             part,
@@ -161,7 +166,7 @@ class Dataset:
     ) -> None:
         """Make a batch's files visible and record its objects, atomically as a whole."""
         moves = [
-            (Path(f.tmp_path), self.layout.partition(f.day) / f"part-{batch}.parquet") for f in files
+            (Path(f.tmp_path), self.layout.partition(f.day) / f.name) for f in files
         ]
         if quarantine_file:
             moves.append((Path(quarantine_file), self.layout.quarantine / f"{batch}.jsonl"))
