@@ -3,7 +3,10 @@
 Each module registers its commands on the one app; add a module here to add commands.
 """
 
-from analyzer.cli import ingest  # noqa: F401  (registers ingest, schema, quarantine)
+from analyzer.cli import (
+    ingest,  # noqa: F401  (registers ingest, schema, quarantine)
+    sql,  # noqa: F401
+)
 from analyzer.cli.app import app
 
 

@@ -31,7 +31,7 @@ from analyzer.store.manifest import Manifest, ObjectOutcome
 #: Rows inside a partition are clustered by these columns (measured: row groups get skipped
 #: by the detections' eventSource/eventName filters), then by time.
 SORT_KEYS = [("eventSource", "ascending"), ("eventName", "ascending"), ("eventTime", "ascending")]
-ROW_GROUP_ROWS = 32_768
+ROW_GROUP_ROWS = 4_096  # measured on 1M events: sign-in queries ~10-40% faster than with 32k rows
 COMPRESSION = "zstd"
 #: Dictionary-encode the repetitive columns only: trying it on unique IDs and JSON blobs wastes
 #: the writer's time before it falls back to plain encoding.

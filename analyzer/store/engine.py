@@ -17,6 +17,7 @@ import pyarrow as pa
 from analyzer.errors import AnalyzerError
 from analyzer.schema import PARTITION_COLUMN, SCHEMA
 from analyzer.store.layout import Layout
+from analyzer.store.views import install_views
 
 #: Deduplication without the index (slower: every query pays for it); rows without an eventID stay.
 DEDUP_BY_WINDOW = (
@@ -52,6 +53,7 @@ def connect(
     ``event_date``, as :func:`analyzer.ingest.build_table` makes them: for tests and notebooks).
     """
     con = con or duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")  # CloudTrail times are UTC; naive literals must be read as UTC too
     if memory_limit:
         con.execute(f"set memory_limit = {_quote(memory_limit)}")
     if threads:
@@ -60,6 +62,7 @@ def connect(
         con.register("_events_table", table)
         con.execute("create or replace view events_all as select * from _events_table")
         con.execute(f"create or replace view events as {DEDUP_BY_WINDOW}")
+        install_views(con)
         return con
     if data is None:
         raise AnalyzerError("connect() needs a dataset directory or a table")
@@ -81,4 +84,5 @@ def connect(
         con.execute(f"create or replace view events as {view}")
     else:
         con.execute("create or replace view events as select * from events_all")
+    install_views(con)
     return con
