@@ -33,6 +33,7 @@ from analyzer.store.manifest import ObjectOutcome
 BATCH_BYTES = 6 * 1024 * 1024  # compressed input per batch (about 50-100k events of CloudTrail)
 BATCH_OBJECTS = 2_000
 CHUNK_RECORDS = 16_384  # records per Arrow table build
+READ_AHEAD_THREADS = 2
 FILE_ROWS = 131_072  # rows a worker holds before writing them out (bounds memory for huge objects)
 MAX_LISTED_PROBLEMS = 1_000
 
@@ -108,34 +109,34 @@ def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
             for uri, reason in failed:
                 outcomes.append(replace(good.pop(uri), status="failed", reason=reason))
 
-    for uri, size, version, payload in items:
-        try:
-            data = payload if isinstance(payload, bytes) else payload.read()
-        except Exception as exc:
-            outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=f"cannot read: {exc}"))
-            continue
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        parts = decode_parts(data, CHUNK_RECORDS)
-        del data
-        try:
-            first = next(parts)
-        except ObjectError as exc:
-            outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=str(exc), content_hash=digest))
-            continue
-        warnings.extend((uri, w) for w in first.warnings)
-        if first.skipped:
-            uncompressed += first.uncompressed_bytes
-            outcomes.append(ObjectOutcome(uri, size, version, "skipped", reason=first.skipped,
-                                          content_hash=digest))
-            continue
-        good[uri] = ObjectOutcome(uri, size, version, "ingested", content_hash=digest)
-        for part in chain([first], parts):
-            uncompressed += part.uncompressed_bytes
-            quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
-                               "raw": q.raw} for q in part.quarantined)
-            chunk.add(uri, part)
-            if len(chunk.builder) >= CHUNK_RECORDS:
-                flush()
+    with ThreadPoolExecutor(READ_AHEAD_THREADS) as reader:  # reads overlap decoding (I/O releases the GIL)
+        loaded = reader.map(_load, items)
+        for (uri, size, version, _), data in zip(items, loaded, strict=True):
+            if isinstance(data, Exception):
+                outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=f"cannot read: {data}"))
+                continue
+            digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+            parts = decode_parts(data, CHUNK_RECORDS)
+            del data
+            try:
+                first = next(parts)
+            except ObjectError as exc:
+                outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=str(exc), content_hash=digest))
+                continue
+            warnings.extend((uri, w) for w in first.warnings)
+            if first.skipped:
+                uncompressed += first.uncompressed_bytes
+                outcomes.append(ObjectOutcome(uri, size, version, "skipped", reason=first.skipped,
+                                              content_hash=digest))
+                continue
+            good[uri] = ObjectOutcome(uri, size, version, "ingested", content_hash=digest)
+            for part in chain([first], parts):
+                uncompressed += part.uncompressed_bytes
+                quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
+                                   "raw": q.raw} for q in part.quarantined)
+                chunk.add(uri, part)
+                if len(chunk.builder) >= CHUNK_RECORDS:
+                    flush()
     flush()
     output.write()
 
@@ -146,6 +147,16 @@ def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
         quarantine_file = str(Path(tmp_dir) / "quarantine.jsonl")
         write_quarantine(quarantine, Path(quarantine_file))
     return BatchResult(batch, output.files, quarantine_file, outcomes, warnings, output.events, uncompressed)
+
+
+def _load(item: Item) -> bytes | Exception:
+    payload = item[3]
+    if isinstance(payload, bytes):
+        return payload
+    try:
+        return bytes(payload.read())
+    except Exception as exc:
+        return exc
 
 
 class _Output:
