@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 from analyzer import ingest
 from analyzer.sources.local import walk
 
+pytest_plugins = ["s3_server"]
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 

@@ -3,8 +3,11 @@
 Each module registers its commands on the one app; add a module here to add commands.
 """
 
+import analyzer.cli.pull  # noqa: F401  (registers pull)
 from analyzer.cli import (
+    detect,  # noqa: F401
     ingest,  # noqa: F401  (registers ingest, schema, quarantine)
+    nightly,  # noqa: F401
     sql,  # noqa: F401
 )
 from analyzer.cli.app import app

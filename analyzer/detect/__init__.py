@@ -1,0 +1,68 @@
+"""Detections: the catalogue in ``queries/`` (SQL + TOML metadata), run over the ``events`` view.
+
+    from analyzer import connect
+    from analyzer.detect import run_detections, load_catalogue
+    run = run_detections(connect("./ctdata"), since=parse_timespec("7d"))
+    run.alerts            # Polars DataFrame in the alert shape (ALERT_COLUMNS)
+"""
+
+from analyzer.detect.allowlist import Allowlist
+from analyzer.detect.cases import case_problems, events_connection, run_case
+from analyzer.detect.catalogue import (
+    Case,
+    Catalogue,
+    CatalogueError,
+    CisControl,
+    Detection,
+    Parameter,
+    Technique,
+    default_queries_dir,
+    load_catalogue,
+)
+from analyzer.detect.engine import DetectionRun, Window, run_detections
+from analyzer.detect.params import merge_overrides, params_from_config, parse_param_overrides, resolve_params
+from analyzer.detect.shape import (
+    ALERT_COLUMNS,
+    ALERT_SCHEMA,
+    QUERY_COLUMNS,
+    SEVERITIES,
+    SEVERITY_MEANINGS,
+    STATUS_MEANINGS,
+    STATUSES,
+    empty_alerts,
+    severity_rank,
+)
+from analyzer.timespec import parse_timespec
+
+__all__ = [
+    "ALERT_COLUMNS",
+    "ALERT_SCHEMA",
+    "QUERY_COLUMNS",
+    "SEVERITIES",
+    "SEVERITY_MEANINGS",
+    "STATUSES",
+    "STATUS_MEANINGS",
+    "Allowlist",
+    "Case",
+    "Catalogue",
+    "CatalogueError",
+    "CisControl",
+    "Detection",
+    "DetectionRun",
+    "Parameter",
+    "Technique",
+    "Window",
+    "case_problems",
+    "default_queries_dir",
+    "empty_alerts",
+    "events_connection",
+    "load_catalogue",
+    "merge_overrides",
+    "params_from_config",
+    "parse_param_overrides",
+    "parse_timespec",
+    "resolve_params",
+    "run_case",
+    "run_detections",
+    "severity_rank",
+]

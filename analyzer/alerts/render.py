@@ -1,0 +1,57 @@
+"""One entry point for every output format; each renderer is a pure function returning text."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from analyzer.alerts.html import render_html
+from analyzer.alerts.markdown import render_markdown
+from analyzer.alerts.records import alert_dicts, dumps, iso
+from analyzer.alerts.shape import by_urgency
+from analyzer.alerts.summary import Report
+from analyzer.alerts.terminal import render_table
+
+
+class Format(StrEnum):
+    """The output formats of ``analyzer detect --format``."""
+
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    markdown = "markdown"
+    html = "html"
+
+
+def render_jsonl(report: Report) -> str:
+    """One JSON object per alert, exactly the alert shape (for SIEMs); empty text when no alerts."""
+    return "".join(dumps(item) + "\n" for item in alert_dicts(by_urgency(report.alerts)))
+
+
+def render_json(report: Report) -> str:
+    """One JSON document: the run (window, parameters), its summary and every alert."""
+    document: dict[str, Any] = {
+        "generated_at": iso(report.generated_at),
+        "window": {"since": iso(report.since), "until": iso(report.until)},
+        "detections": report.detections,
+        "summary": report.summary.as_dict(),
+        "parameters": report.params,
+        "alerts": alert_dicts(by_urgency(report.alerts)),
+    }
+    return dumps(document, indent=True) + "\n"
+
+
+def render(report: Report, fmt: Format | str = Format.table, *, width: int = 120, color: bool = False,
+           alerts_only: bool = False) -> str:
+    """The report in ``fmt``; ``width``, ``color`` and ``alerts_only`` apply to the table only."""
+    match Format(fmt):
+        case Format.table:
+            return render_table(report, width=width, color=color, alerts_only=alerts_only)
+        case Format.json:
+            return render_json(report)
+        case Format.jsonl:
+            return render_jsonl(report)
+        case Format.markdown:
+            return render_markdown(report)
+        case Format.html:
+            return render_html(report)

@@ -1,0 +1,62 @@
+"""Making attacker-controlled log values safe to show.
+
+Every string in a CloudTrail record can be chosen by whoever made the call: user agents, user
+names (failed sign-ins record whatever was typed), request parameters. Each renderer passes every
+such value through one of these functions; none of them trusts the value to be printable.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+# Terminal escape sequences: CSI (ESC [ ... final byte), OSC/DCS/PM/APC strings up to BEL or ST,
+# and two-byte ESC sequences. The 8-bit C1 forms (0x9b CSI, 0x9d OSC, ...) are handled the same way.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI
+    r"|(?:\x1b[\]P^_X]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"  # OSC, DCS, PM, APC
+    r"|\x1b[ -/]*[0-~]?",  # any other ESC sequence, or a lone ESC (an unterminated string loses its ESC)
+)
+# C0 and C1 controls, DEL, and the Unicode bidirectional overrides/isolates that can make a
+# value display as something else ("Trojan Source"), plus zero-width characters.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2069\ufeff]")
+_WHITESPACE_CONTROL = re.compile("[\t\n\r\v\f\u2028\u2029]+")
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+
+
+def text(value: object) -> str:
+    """``value`` as one printable line: escape sequences and control characters removed.
+
+    Line breaks and tabs become one space, so a value can never start a new line of output.
+    """
+    if value is None:
+        return ""
+    result = _ESCAPE_SEQUENCE.sub("", str(value))
+    result = _WHITESPACE_CONTROL.sub(" ", result)
+    return _CONTROL.sub("", result)
+
+
+def terminal(value: object) -> str:
+    """For the terminal: :func:`text` (rich markup is neutralised by passing ``rich.text.Text``)."""
+    return text(value)
+
+
+def markdown(value: object) -> str:
+    """For a Markdown table cell: no line breaks, no table or code metacharacters, no HTML."""
+    result = text(value)
+    result = _MARKDOWN_SPECIAL.sub(r"\\\1", result)
+    return result.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def html_text(value: object) -> str:
+    """For HTML text or attribute values: control characters removed, then ``html.escape``."""
+    return html.escape(text(value), quote=True)
+
+
+def html_block(value: object) -> str:
+    """For a ``<pre>`` block: line breaks kept, everything else as :func:`html_text`."""
+    if value is None:
+        return ""
+    lines = str(value).splitlines()
+    return "\n".join(html_text(line) for line in lines)

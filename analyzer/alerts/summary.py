@@ -1,0 +1,278 @@
+"""Summaries people act on: what fired, who, from where, since when, and MFA coverage.
+
+Everything here returns Polars frames (notebooks use them directly; renderers only format them).
+The one exception to "alerts know no SQL" is :func:`console_signins`: MFA coverage is about every
+console sign-in, not only the ones that raised an alert, so it reads the ``events`` view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import duckdb
+import polars as pl
+
+from analyzer.alerts.shape import SEVERITIES, alerts_frame, rank
+
+UNKNOWN = "(unknown)"
+
+#: One row per console sign-in in the window (ConsoleLogin success or failure), classified.
+#: ``mfa`` is with_mfa / without_mfa / unknown (no MFAUsed recorded) / federated (SAML or IAM
+#: Identity Center: MFA happens at the identity provider, so CloudTrail always says "No").
+SIGNINS_SQL = """
+with logins as (
+    select
+        timezone('UTC', eventTime) as event_time,
+        lower(json_extract_string(responseElements, '$.ConsoleLogin')) as outcome,
+        case when userIdentity.userName = 'HIDDEN_DUE_TO_SECURITY_REASONS' then null
+             else coalesce(userIdentity.arn, userIdentity.userName, userIdentity.onBehalfOf.userId,
+                           userIdentity.principalId)
+        end as principal,
+        userIdentity.type as identity_type,
+        coalesce(userIdentity.arn, '') as arn,
+        lower(json_extract_string(additionalEventData, '$.MFAUsed')) as mfa_used,
+        json_extract_string(additionalEventData, '$.SamlProviderArn') as saml_provider,
+        lower(userIdentity.sessionContext.attributes.mfaAuthenticated) as mfa_authenticated
+    from events
+    where eventSource = 'signin.amazonaws.com'
+      and eventName = 'ConsoleLogin'
+      and ($since_date is null or event_date >= $since_date)
+      and ($until_date is null or event_date <= $until_date)
+      and ($since is null or eventTime >= $since)
+      and ($until is null or eventTime < $until)
+)
+select
+    event_time,
+    outcome,
+    principal,
+    case
+        when saml_provider is not null
+          or identity_type in ('SAMLUser', 'WebIdentityUser', 'IdentityCenterUser')
+          or (identity_type = 'AssumedRole' and contains(arn, 'AWSReservedSSO_')) then 'federated'
+        when mfa_used = 'yes' or mfa_authenticated = 'true' then 'with_mfa'
+        when mfa_used is null then 'unknown'
+        else 'without_mfa'
+    end as mfa
+from logins
+"""
+
+MFA_BUCKETS: tuple[str, ...] = ("with_mfa", "without_mfa", "federated", "unknown")
+
+SIGNIN_SCHEMA: dict[str, pl.DataType] = {
+    "event_time": pl.Datetime("us", "UTC"),
+    "outcome": pl.String(),
+    "principal": pl.String(),
+    "mfa": pl.String(),
+}
+
+
+def _schema(columns: dict[str, pl.DataType]) -> pl.Schema:
+    return pl.Schema(columns)
+
+
+def console_signins(
+    con: duckdb.DuckDBPyConnection, *, since: datetime | None = None, until: datetime | None = None
+) -> pl.DataFrame:
+    """Every ConsoleLogin in ``[since, until)`` with its outcome and MFA bucket (see ``SIGNINS_SQL``)."""
+    params = {
+        "since": since,
+        "until": until,
+        "since_date": since.date() if since else None,
+        "until_date": until.date() if until else None,
+    }
+    frame = pl.from_arrow(con.sql(SIGNINS_SQL, params=params).to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns(pl.col("event_time").dt.replace_time_zone("UTC")).cast(_schema(SIGNIN_SCHEMA))
+
+
+def mfa_coverage(signins: pl.DataFrame) -> pl.DataFrame:
+    """Successful console sign-ins per principal: with MFA, without, federated, unknown, total.
+
+    Principals with any sign-in without MFA come first (that is what needs acting on).
+    """
+    ok = signins.filter(pl.col("outcome") == "success")
+    return (
+        ok.group_by(pl.col("principal").fill_null(UNKNOWN))
+        .agg(
+            *[(pl.col("mfa") == bucket).sum().cast(pl.Int64).alias(bucket) for bucket in MFA_BUCKETS],
+            pl.len().cast(pl.Int64).alias("total"),
+            pl.col("event_time").max().alias("last_sign_in"),
+        )
+        .sort(["without_mfa", "unknown", "total", "principal"], descending=[True, True, True, False])
+    )
+
+
+def signin_series(signins: pl.DataFrame, *, every: Literal["1d", "1h"] = "1d") -> pl.DataFrame:
+    """Sign-ins per time bucket (with/without MFA, federated, unknown) and failures, for charts.
+
+    ``spike`` marks buckets whose failures are at least 5 and at least three times the median of
+    the window: the failure bursts worth a look.
+    """
+    schema: dict[str, pl.DataType] = {"bucket": pl.Datetime("us", "UTC")}
+    schema |= {name: pl.Int64() for name in (*MFA_BUCKETS, "failures")}
+    if signins.is_empty():
+        return pl.DataFrame(schema=schema | {"spike": pl.Boolean()})
+    success = pl.col("outcome") == "success"
+    series = (
+        signins.with_columns(pl.col("event_time").dt.truncate(every).alias("bucket"))
+        .group_by("bucket")
+        .agg(
+            *[(success & (pl.col("mfa") == bucket)).sum().cast(pl.Int64).alias(bucket) for bucket in MFA_BUCKETS],
+            (pl.col("outcome") == "failure").sum().cast(pl.Int64).alias("failures"),
+        )
+        .sort("bucket")
+    )
+    full = series.select(pl.datetime_range(pl.col("bucket").min(), pl.col("bucket").max(), every).alias("bucket"))
+    series = full.join(series, on="bucket", how="left").fill_null(0)
+    return series.with_columns(
+        ((pl.col("failures") >= 5) & (pl.col("failures") >= 3 * pl.col("failures").median())).alias("spike")
+    ).cast(_schema(schema | {"spike": pl.Boolean()}))
+
+
+def _top(alerts: pl.DataFrame, key: str, limit: int) -> pl.DataFrame:
+    ranked = alerts.with_columns(
+        rank().alias("_rank")
+    )
+    return (
+        ranked.group_by(pl.col(key).fill_null(UNKNOWN))
+        .agg(
+            pl.len().cast(pl.Int64).alias("alerts"),
+            pl.col("count").sum().cast(pl.Int64).alias("events"),
+            pl.col("_rank").max().alias("_rank"),
+            pl.col("detection_id").unique().sort().alias("detections"),
+            pl.col("first_seen").min(),
+            pl.col("last_seen").max(),
+        )
+        .sort(["_rank", "alerts", "events", key], descending=[True, True, True, False])
+        .head(limit)
+        .with_columns(pl.col("_rank").replace_strict(dict(enumerate(SEVERITIES)), default=None, return_dtype=pl.String)
+                      .alias("severity"))
+        .select(key, "severity", "alerts", "events", "detections", "first_seen", "last_seen")
+    )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The summary of one detection run (see :func:`summarize`)."""
+
+    alerts: int
+    events: int
+    suppressed: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    by_detection: pl.DataFrame
+    by_severity: pl.DataFrame
+    top_principals: pl.DataFrame
+    top_source_ips: pl.DataFrame
+    mfa_coverage: pl.DataFrame | None = None
+    signins: pl.DataFrame | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for the JSON report."""
+        result: dict[str, Any] = {
+            "alerts": self.alerts,
+            "events": self.events,
+            "suppressed": self.suppressed,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "by_severity": {row["severity"]: row["alerts"] for row in self.by_severity.to_dicts()},
+            "by_detection": self.by_detection.to_dicts(),
+            "top_principals": self.top_principals.to_dicts(),
+            "top_source_ips": self.top_source_ips.to_dicts(),
+        }
+        if self.mfa_coverage is not None:
+            result["mfa_coverage"] = self.mfa_coverage.to_dicts()
+        if self.signins is not None:
+            result["signins"] = self.signins.to_dicts()
+        return result
+
+
+def summarize(
+    alerts: pl.DataFrame,
+    *,
+    suppressed: int = 0,
+    signins: pl.DataFrame | None = None,
+    every: Literal["1d", "1h"] = "1d",
+    top: int = 10,
+) -> Summary:
+    """Summarise alerts (and, given the run's console sign-ins, MFA coverage and a time series).
+
+    Order is by urgency: most severe detections, principals and addresses first.
+    """
+    frame = alerts_frame(alerts)
+    by_detection = (
+        frame.group_by("detection_id", "severity")
+        .agg(
+            pl.col("title").first(),
+            pl.len().cast(pl.Int64).alias("alerts"),
+            pl.col("count").sum().cast(pl.Int64).alias("events"),
+            pl.col("first_seen").min(),
+            pl.col("last_seen").max(),
+        )
+        .with_columns(rank().alias("_rank"))
+        .sort(["_rank", "alerts", "detection_id"], descending=[True, True, False])
+        .drop("_rank")
+    )
+    counts = dict(frame.group_by("severity").len().iter_rows())
+    by_severity = pl.DataFrame(
+        {"severity": list(reversed(SEVERITIES)), "alerts": [int(counts.get(s, 0)) for s in reversed(SEVERITIES)]},
+        schema={"severity": pl.String(), "alerts": pl.Int64()},
+    )
+    return Summary(
+        alerts=frame.height,
+        events=int(frame["count"].sum() or 0),
+        suppressed=suppressed,
+        first_seen=frame["first_seen"].min() if frame.height else None,  # type: ignore[arg-type]
+        last_seen=frame["last_seen"].max() if frame.height else None,  # type: ignore[arg-type]
+        by_detection=by_detection,
+        by_severity=by_severity,
+        top_principals=_top(frame, "principal", top),
+        top_source_ips=_top(frame, "source_ip", top),
+        mfa_coverage=mfa_coverage(signins) if signins is not None else None,
+        signins=signin_series(signins, every=every) if signins is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class Report:
+    """What every renderer gets: the alerts, their summary and how the run was made."""
+
+    alerts: pl.DataFrame
+    summary: Summary
+    since: datetime | None = None
+    until: datetime | None = None
+    generated_at: datetime | None = None
+    detections: dict[str, int] = field(default_factory=dict)  # detection id → alerts (0 included)
+    params: dict[str, Any] = field(default_factory=dict)  # effective parameters, for the record
+
+
+def build_report(
+    alerts: pl.DataFrame,
+    *,
+    suppressed: int = 0,
+    signins: pl.DataFrame | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    generated_at: datetime | None = None,
+    detections: dict[str, int] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Report:
+    """A :class:`Report`; the chart buckets by hour when the sign-ins span two days or less."""
+    frame = alerts_frame(alerts)
+    every: Literal["1d", "1h"] = "1d"
+    if signins is not None and not signins.is_empty():
+        start = since or signins["event_time"].min()
+        end = until or signins["event_time"].max()
+        if isinstance(start, datetime) and isinstance(end, datetime) and (end - start).total_seconds() <= 2 * 86400:
+            every = "1h"
+    return Report(
+        alerts=frame,
+        summary=summarize(frame, suppressed=suppressed, signins=signins, every=every),
+        since=since,
+        until=until,
+        generated_at=generated_at,
+        detections=dict(detections or {}),
+        params=dict(params or {}),
+    )

@@ -1,0 +1,299 @@
+"""`analyzer detect` (run the catalogue, render a report) and `analyzer detections` (list, show)."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from analyzer.alerts import Format, at_or_above, build_report, console_signins, render
+from analyzer.cli.app import DataOption, QuietOption, app, command, stderr, stdout
+from analyzer.config import load_config
+from analyzer.detect import (
+    SEVERITIES,
+    Allowlist,
+    Catalogue,
+    load_catalogue,
+    merge_overrides,
+    params_from_config,
+    parse_param_overrides,
+    parse_timespec,
+    resolve_params,
+    run_detections,
+)
+from analyzer.errors import AnalyzerError, ExitCode
+from analyzer.store import connect
+
+DETECT_EXIT_CODES = (
+    "Exit codes: 0 no alert at or above --fail-on; 3 alerts at or above --fail-on (the prowler "
+    "convention, for schedulers); 1 error (unreadable dataset or configuration, a failing query); "
+    "2 usage error (bad option value, unknown detection id or parameter)."
+)
+
+Severity = StrEnum("Severity", {name: name for name in SEVERITIES})  # type: ignore[misc]
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c",
+        help="Configuration file (TOML). Default: $ANALYZER_CONFIG, ./analyzer.toml, ~/.config/analyzer/config.toml.",
+        dir_okay=False,
+    ),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _usage(option: str, exc: Exception) -> typer.BadParameter:
+    return typer.BadParameter(str(exc), param_hint=f"'{option}'")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename: readers never see half a report."""
+    path = path.expanduser()
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise AnalyzerError(f"{path}: cannot write the report: {exc.strerror or exc}") from exc
+
+
+def _cli_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    now = datetime.now(UTC)
+    try:
+        start = parse_timespec(since, now=now) if since else None
+    except AnalyzerError as exc:
+        raise _usage("--since", exc) from None
+    try:
+        end = parse_timespec(until, now=now) if until else None
+    except AnalyzerError as exc:
+        raise _usage("--until", exc) from None
+    if start and end and start >= end:
+        raise typer.BadParameter(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
+    return start, end
+
+
+def _cli_overrides(catalogue: Catalogue, only: list[str] | None, param: list[str] | None) -> dict[str, Any]:
+    """Check ``--only`` and ``--param`` against the catalogue (mistakes there are usage errors, exit 2)."""
+    try:
+        selected = catalogue.select(only)
+    except AnalyzerError as exc:
+        raise _usage("--only", exc) from None
+    try:
+        overrides = parse_param_overrides(param or [])
+        resolve_params(catalogue, selected, overrides)
+    except AnalyzerError as exc:
+        raise _usage("--param", exc) from None
+    return overrides
+
+
+def _fail_on(option: str | None, config: dict[str, Any]) -> str:
+    value = option or config.get("detect", {}).get("fail_on", "high")
+    if value not in SEVERITIES:
+        raise AnalyzerError(f"config: [detect] fail_on = {value!r}: one of {', '.join(SEVERITIES)}")
+    return str(value)
+
+
+@command("detect", epilog=DETECT_EXIT_CODES)
+def detect_command(
+    data: DataOption = Path("ctdata"),
+    since: Annotated[
+        str | None,
+        typer.Option(help="Start of the window (inclusive): 2026-11-20, 2026-11-20T10:00Z, now, or an age: 90m, 36h, "
+                     "7d, 2w. Times are UTC unless they carry an offset. Default: the start of the data."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="End of the window (exclusive), same forms as --since. Default: the end of the data."),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", metavar="ID", help="Run only this detection (repeatable). See `analyzer detections`."),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", metavar="ID.NAME=VALUE",
+                     help="Override a detection parameter (repeatable); wins over the config file."),
+    ] = None,
+    config: ConfigOption = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="Report format: table (terminal), json, jsonl (one alert per "
+                             "line, for SIEMs), markdown, html (one self-contained file).")
+    ] = Format.table,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", dir_okay=False, help="Write the report to this file (atomically) instead "
+                     "of standard output."),
+    ] = None,
+    fail_on: Annotated[
+        Severity | None,
+        typer.Option(help="Exit 3 when an alert is at least this severe. Default: [detect] fail_on in the config, "
+                     "else high."),
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Run the detection catalogue over the dataset and report the alerts.
+
+    Allowlists ([allowlist] in the config) suppress alerts; the summary says how many. Console
+    sign-in MFA coverage (with/without MFA, federated) is part of every report but jsonl.
+
+    Example: analyzer detect --data ./ctdata --since 7d --format html --output report.html
+    """
+    settings = load_config(config)
+    severity = _fail_on(fail_on.value if fail_on else None, settings)
+    start, end = _cli_window(since, until)
+    catalogue = load_catalogue()
+    overrides = _cli_overrides(catalogue, only, param)
+    con = connect(data)
+    con.execute("set enable_progress_bar = false")  # DuckDB draws it on stdout, even into a pipe or file
+    try:
+        run = run_detections(
+            con, since=start, until=end, only=only,
+            params=merge_overrides(params_from_config(settings), overrides),
+            allowlist=Allowlist.from_config(settings), catalogue=catalogue,
+        )
+        to_terminal = fmt is Format.table and output is None
+        alerts_only = quiet and to_terminal
+        wants_signins = fmt is not Format.jsonl and not alerts_only
+        signins = console_signins(con, since=run.since, until=run.until) if wants_signins else None
+    finally:
+        con.close()
+    report = build_report(
+        run.alerts, suppressed=run.suppressed, signins=signins, since=run.since, until=run.until,
+        generated_at=datetime.now(UTC), detections=run.counts, params=run.params,
+    )
+    color = to_terminal and stdout.is_terminal and not os.environ.get("NO_COLOR")
+    width = stdout.width if to_terminal and stdout.is_terminal else 140
+    text = render(report, fmt, width=width, color=color, alerts_only=alerts_only)
+    if output is not None:
+        write_atomic(output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    failing = at_or_above(run.alerts, severity).height
+    if not quiet and not to_terminal:
+        summary = report.summary
+        levels = ", ".join(f"{r['alerts']} {r['severity']}" for r in summary.by_severity.to_dicts() if r["alerts"])
+        stderr.print(
+            f"{summary.alerts} alert(s){f' ({levels})' if levels else ''} from {len(run.counts)} detection(s); "
+            f"{run.suppressed} suppressed by allowlists; {failing} at or above {severity}"
+            + (f"; report written to {output}" if output is not None else ""),
+            markup=False, highlight=False, soft_wrap=True,
+        )
+    raise typer.Exit(ExitCode.FINDINGS if failing else ExitCode.OK)
+
+
+# --- analyzer detections [show ID] ---------------------------------------------------------------
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+def _errors_to_exit(func: F) -> F:
+    """The same mapping as :func:`analyzer.cli.app.command`, for the ``detections`` sub-app."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AnalyzerError as exc:
+            stderr.print(f"error: {exc}", markup=False)
+            raise typer.Exit(ExitCode.ERROR) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+detections_app = typer.Typer(name="detections", invoke_without_command=True, rich_markup_mode=None)
+app.add_typer(detections_app)
+
+
+@detections_app.callback(invoke_without_command=True)
+@_errors_to_exit
+def detections_command(
+    ctx: typer.Context,
+    fmt: Annotated[
+        ListFormat, typer.Option("--format", "-f", help="table, json, or markdown (the catalogue page).")
+    ] = ListFormat.table,
+) -> None:
+    """List the detection catalogue (id, severity, title, ATT&CK, CIS, parameters); `show ID` prints one.
+
+    Example: analyzer detections --format json
+    """
+    from analyzer.cli.docs import catalogue_markdown, detection_dict  # docs imports the whole CLI: not at import
+
+    if ctx.invoked_subcommand is not None:
+        return
+    catalogue = load_catalogue()
+    if fmt is ListFormat.json:
+        stdout.print(json.dumps([detection_dict(d) for d in catalogue.values()], indent=2), markup=False)
+    elif fmt is ListFormat.markdown:
+        sys.stdout.write(catalogue_markdown(catalogue))
+    else:
+        console = Console(file=io.StringIO(), width=stdout.width if stdout.is_terminal else 140, highlight=False,
+                          force_terminal=stdout.is_terminal, no_color=not stdout.is_terminal)
+        console.print(_catalogue_table(catalogue))
+        sys.stdout.write(console.file.getvalue())  # type: ignore[attr-defined]
+
+
+def _catalogue_table(catalogue: Catalogue) -> Any:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", title=f"{len(catalogue)} detections",
+                  title_justify="left")
+    for header in ("id", "severity", "title", "ATT&CK", "CIS (latest)", "parameters (defaults)"):
+        table.add_column(header, overflow="fold", no_wrap=header not in ("title", "parameters (defaults)"))
+    for d in catalogue.values():
+        latest = max((c.version for c in d.cis), key=lambda v: tuple(int(p) for p in v.split(".")), default=None)
+        table.add_row(
+            Text(d.id), Text(d.severity), Text(d.title),
+            Text("\n".join(t.technique for t in d.attack)),
+            Text("\n".join(f"v{c.version} {c.control}" for c in d.cis if c.version == latest)),
+            Text("\n".join(f"{name}={json.dumps(p.default)}" for name, p in d.params.items())),
+        )
+    return table
+
+
+@detections_app.command("show")
+@_errors_to_exit
+def detections_show_command(
+    detection_id: Annotated[str, typer.Argument(metavar="ID", help="A detection id (see `analyzer detections`).")],
+) -> None:
+    """Print one detection: its metadata, parameters with defaults, and its SQL.
+
+    Example: analyzer detections show console-login-without-mfa
+    """
+    from analyzer.cli.docs import detection_text
+
+    catalogue = load_catalogue()
+    if detection_id not in catalogue:
+        raise typer.BadParameter(f"unknown detection {detection_id!r} (known: {', '.join(catalogue)})",
+                                 param_hint="'ID'")
+    sys.stdout.write(detection_text(catalogue[detection_id]))

@@ -1,0 +1,211 @@
+"""`analyzer nightly`: the unattended job (pull, detect, report, notify only what is new)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from analyzer.alerts.notify import notifiers_from_config, parse_topic_arn
+from analyzer.cli.app import DataOption, QuietOption, command, stderr, stdout
+from analyzer.cli.detect import ConfigOption, Severity
+from analyzer.cli.ingest import print_summary
+from analyzer.cli.progress import ingest_progress
+from analyzer.cli.pull import pull_progress
+from analyzer.config import load_config
+from analyzer.detect import Allowlist, params_from_config, parse_timespec
+from analyzer.errors import AnalyzerError
+from analyzer.ingest import IngestStats
+from analyzer.nightly import NightlyResult, NightlySettings, parse_duration, run_nightly
+from analyzer.sources.s3 import S3Source, make_session
+
+NIGHTLY_EXIT_CODES = (
+    "Exit codes: 0 no new alert at or above --fail-on; 3 new alerts at or above --fail-on; 4 partial: some "
+    "objects failed or records were quarantined, or a notifier failed (its alerts are sent by the next run; "
+    "4 wins over 3); 1 error (configuration, credentials, unreadable dataset; nothing recorded); 2 usage error."
+)
+MAX_PRINTED_PROBLEMS = 50
+
+
+def _strings(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _time(option: str, value: str | None, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timespec(value, now=now)
+    except AnalyzerError as exc:
+        raise typer.BadParameter(str(exc), param_hint=f"'{option}'") from None
+
+
+def _source(given: str | None, config: dict[str, Any]) -> str:
+    """--source, else [nightly] source, else the [pull] bucket and prefix."""
+    pull = config.get("pull", {}) or {}
+    value = given or (config.get("nightly", {}) or {}).get("source")
+    if not value and pull.get("bucket"):
+        value = f"s3://{pull['bucket']}/{str(pull.get('prefix', '')).strip('/')}"
+    if not value:
+        raise typer.BadParameter("give s3://BUCKET[/PREFIX] or a directory (or [nightly] source in the config)",
+                                 param_hint="'--source'")
+    value = str(value)
+    if not value.startswith("s3://") and not Path(value).expanduser().is_dir():
+        raise typer.BadParameter(f"{value}: not an s3:// URL or an existing directory", param_hint="'--source'")
+    return value
+
+
+@contextmanager
+def _progress(enabled: bool, source: S3Source | Path) -> Iterator[Callable[[IngestStats], None]]:
+    if isinstance(source, S3Source):
+        with pull_progress(enabled, source) as update:
+            yield update
+    else:
+        with ingest_progress(enabled) as update:
+            yield update
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _print(result: NightlyResult, source: str) -> None:
+    if result.pull is not None:
+        listing = result.pull.listing
+        stdout.print(f"pull {source}: {result.pull.window}; listed {listing.objects_listed:,} objects, fetched "
+                     f"{listing.objects_fetched:,} ({listing.bytes_fetched / 1e6:,.1f} MB)", markup=False)
+    else:
+        stdout.print(f"ingest {source}:", markup=False)
+    print_summary(result.stats)
+    changes = {c: sum(1 for a in result.alerts if a.change == c) for c in ("new", "escalated", "grew", "seen")}
+    stdout.print(
+        f"detect: {result.since:%Y-%m-%dT%H:%MZ} → {result.until:%Y-%m-%dT%H:%MZ}: "
+        f"{_plural(len(result.alerts), 'alert')} "
+        f"({changes['new']} new, {changes['escalated']} escalated, {changes['grew']} grown, {changes['seen']} already "
+        f"reported); {result.findings} to report at or above {result.fail_on}", markup=False)
+    for path in result.reports:
+        stdout.print(f"report: {path}", markup=False)
+    for delivery in result.deliveries:
+        if delivery.ok:
+            stdout.print(f"notify {delivery.label}: {_plural(len(delivery.sent), 'alert')} sent in "
+                         f"{_plural(delivery.messages, 'message')}", markup=False)
+    if not result.complete:
+        stdout.print("window: not moved (some prefixes or objects failed: the next run covers this window again)",
+                     markup=False)
+
+
+@command("nightly", epilog=NIGHTLY_EXIT_CODES)
+def nightly_command(
+    source: Annotated[str | None, typer.Option(
+        "--source", "-s", metavar="s3://BUCKET[/PREFIX]|DIR",
+        help="Where the logs are: the trail's bucket and prefix (the part before AWSLogs/; [pull] options such "
+             "as profile, endpoint_url, accounts, regions apply), or a local directory. Default: [nightly] "
+             "source, else [pull] bucket/prefix of the configuration file.")] = None,
+    data: DataOption = Path("ctdata"),
+    report_dir: Annotated[Path | None, typer.Option(
+        file_okay=False, help="Where the dated report pair goes (report-YYYY-MM-DDTHHMMZ.html and .md). Default: "
+                              "[nightly] report_dir, else DATA/_analyzer/reports.")] = None,
+    sns_topic_arn: Annotated[str | None, typer.Option(
+        metavar="ARN", help="Publish new alerts to this SNS topic (needs sns:Publish). Default: [notify.sns] "
+                            "topic_arn.")] = None,
+    webhook_url_env: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Post new alerts (Slack-compatible JSON) to the URL held by this environment variable "
+                             "(the URL is a secret: never printed). Default: [notify.webhook] url_env.")] = None,
+    since: Annotated[str | None, typer.Option(
+        metavar="TIME",
+        help="Start of the window: ISO date/time or an age (36h, 7d). Default: the end of the last complete run "
+             "minus --late-margin; 24h before --until on a first run ([nightly] first_run_lookback).")] = None,
+    until: Annotated[str | None, typer.Option(
+        metavar="TIME", help="End of the window (exclusive), same forms. Default: now. For replaying a past "
+                             "night.")] = None,
+    late_margin: Annotated[str | None, typer.Option(
+        metavar="AGE", help="How far the window reaches back before the last run's end, for logs delivered late "
+             "(default: [nightly] late_margin, else 2h).")] = None,
+    fail_on: Annotated[Severity | None, typer.Option(
+        help="Exit 3 when this run announces an alert at least this severe. Default: [nightly] fail_on, else "
+             "[detect] fail_on, else high.")] = None,
+    config: ConfigOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Pull what is new, run the detections over the new window, write a report, notify new alerts only.
+
+    For cron, systemd timers and scheduled containers. Alert state (DATA/_analyzer/alerts.sqlite)
+    remembers every alert announced and which notifier delivered it: a rerun or an overlapping
+    window never notifies twice, an alert re-notifies only when its severity rises or its events
+    double, and an alert a notifier failed to send is sent by the next run. Notifiers: SNS
+    (summary plus the alerts as JSON, split to fit 256 KiB) and a Slack-compatible webhook, set by
+    flags or [notify.sns] / [notify.webhook] in the configuration file.
+
+    Examples:
+
+    \b
+      analyzer nightly --source s3://my-trail-bucket --data /srv/ctdata \\
+          --report-dir /srv/reports --sns-topic-arn arn:aws:sns:eu-west-1:111122223333:ct-alerts --quiet
+      analyzer nightly --source ./AWSLogs --data ./ctdata --webhook-url-env SLACK_WEBHOOK_URL
+      analyzer nightly --config /etc/analyzer.toml --quiet    # everything from [nightly], [pull], [notify.*]
+    """
+    settings_file = load_config(config)
+    settings = NightlySettings.from_config(settings_file)
+    now = datetime.now(UTC)
+    start, end = _time("--since", since, now), _time("--until", until, now)
+    if start and end and start >= end:
+        raise typer.BadParameter("--since must be before --until", param_hint="'--since'")
+    overrides: dict[str, Any] = {}
+    if late_margin is not None:
+        try:
+            overrides["late_margin"] = parse_duration(late_margin, what="--late-margin")
+        except AnalyzerError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--late-margin'") from None
+    if fail_on is not None:
+        overrides["fail_on"] = fail_on.value
+    if overrides:
+        settings = NightlySettings(**{**settings.__dict__, **overrides})
+    if sns_topic_arn is not None:
+        try:
+            parse_topic_arn(sns_topic_arn)
+        except AnalyzerError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--sns-topic-arn'") from None
+    where = _source(source, settings_file)
+    folder = report_dir or (settings_file.get("nightly", {}) or {}).get("report_dir")
+    pull_config: dict[str, Any] = settings_file.get("pull", {}) or {}
+    sns_config: dict[str, Any] = (settings_file.get("notify", {}) or {}).get("sns", {}) or {}
+
+    notifiers = notifiers_from_config(
+        settings_file, sns_topic_arn=sns_topic_arn, webhook_url_env=webhook_url_env,
+        session=make_session(sns_config.get("profile") or pull_config.get("profile"))
+        if sns_topic_arn or sns_config.get("topic_arn") else None,
+    )
+    origin: S3Source | Path
+    if where.startswith("s3://"):
+        origin = S3Source.connect(
+            where, profile=pull_config.get("profile"), endpoint_url=pull_config.get("endpoint_url"),
+            workers=settings.fetch_threads, accounts=_strings(pull_config.get("accounts")),
+            regions=_strings(pull_config.get("regions")), org_id=pull_config.get("org_id"),
+        )
+        origin.check()
+    else:
+        origin = Path(where).expanduser()
+    with _progress(not quiet, origin) as progress:
+        result = run_nightly(
+            data, origin, notifiers=notifiers, settings=settings, report_dir=Path(folder) if folder else None,
+            since=start, until=end, now=now, params=params_from_config(settings_file),
+            allowlist=Allowlist.from_config(settings_file), progress=progress,
+        )
+    for line in result.warnings:
+        stderr.print(f"warning: {line}", markup=False)
+    for line in result.problems[:MAX_PRINTED_PROBLEMS]:
+        stderr.print(f"error: {line}", markup=False)
+    if len(result.problems) > MAX_PRINTED_PROBLEMS:
+        stderr.print(f"error: … and {len(result.problems) - MAX_PRINTED_PROBLEMS} more", markup=False)
+    for delivery in result.failed_notifiers:
+        stderr.print(f"error: notify {delivery.label}: {delivery.error}; {_plural(len(delivery.sent), 'alert')} sent, "
+                     f"{_plural(len(delivery.failed), 'alert')} kept for the next run", markup=False)
+    if not quiet:
+        _print(result, where)
+    raise typer.Exit(result.exit_code)

@@ -1,0 +1,180 @@
+"""`analyzer pull`: CloudTrail logs from S3 into the dataset, only what is new."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from analyzer.cli.app import EXIT_CODES_HELP, DataOption, QuietOption, command, stderr, stdout
+from analyzer.cli.ingest import print_summary
+from analyzer.config import load_config
+from analyzer.errors import AnalyzerError
+from analyzer.ingest import IngestStats
+from analyzer.sources.pull import PullResult, pull
+from analyzer.sources.s3 import DEFAULT_WORKERS, S3Source
+from analyzer.sources.window import utcnow
+from analyzer.timespec import parse_timespec
+
+MAX_PRINTED_PROBLEMS = 50
+
+
+class _Live(ProgressColumn):
+    """Listing and download counters, read live (listing runs ahead of the pipeline's callbacks)."""
+
+    def __init__(self, source: S3Source, stats: list[IngestStats]) -> None:
+        super().__init__()
+        self.source = source
+        self.stats = stats
+
+    def render(self, task: Task) -> Text:
+        c = self.source.counters
+        events = self.stats[0].events if self.stats else 0
+        seconds = max(task.elapsed or 0.0, 1e-6)
+        return Text(
+            f"{c.objects_listed:,} listed · {c.objects_fetched:,} fetched ({c.bytes_fetched / 1e6:,.1f} MB) · "
+            f"{events:,} events · {events / seconds:,.0f} events/s"
+        )
+
+
+@contextmanager
+def pull_progress(enabled: bool, source: S3Source) -> Iterator[Callable[[IngestStats], None]]:
+    """A progress bar on stderr: files processed of those planned, plus the live S3 counters."""
+    if not enabled:
+        yield lambda stats: None
+        return
+    latest: list[IngestStats] = []
+    columns = (TextColumn("[bold]pull"), BarColumn(), TaskProgressColumn(), _Live(source, latest),
+               TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task("pull", total=None)
+
+        def update(stats: IngestStats) -> None:
+            latest[:] = [stats]
+            progress.update(task, total=stats.planned_objects or None, completed=stats.processed)
+
+        yield update
+
+
+def _time(option: str, value: str | None, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timespec(value, now=now)
+    except AnalyzerError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def _strings(value: Any) -> list[str]:
+    """A configuration value that may be one string or a list of them."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _print_result(result: PullResult) -> None:
+    listing = result.listing
+    orgs = f", organization {', '.join(sorted(listing.orgs))}" if listing.orgs else ""
+    stdout.print(
+        f"window: {result.window}; listed {listing.objects_listed:,} objects under "
+        f"{listing.prefixes_listed:,} prefixes ({_count(len(listing.accounts), 'account')}, "
+        f"{_count(len(listing.regions), 'region')}{orgs}); fetched {listing.objects_fetched:,} "
+        f"({listing.bytes_fetched / 1e6:,.1f} MB)",
+        markup=False,
+    )
+    print_summary(result.stats)
+    if result.watermark:
+        stdout.print(f"watermark: {result.watermark:%Y-%m-%dT%H:%M:%SZ} (the next pull without --since "
+                     "starts a day before it)", markup=False)
+    else:
+        kept = f"{result.previous_watermark:%Y-%m-%dT%H:%M:%SZ}" if result.previous_watermark else "none"
+        stdout.print(f"watermark: kept at {kept} (some prefixes or objects failed: the next pull "
+                     "lists this window again)", markup=False)
+
+
+@command("pull", epilog=EXIT_CODES_HELP)
+def pull_command(
+    url: Annotated[str | None, typer.Argument(
+        metavar="s3://BUCKET[/PREFIX]",
+        help="The trail's bucket and key prefix (the part before AWSLogs/); default: [pull] bucket/prefix "
+             "of the configuration file.")] = None,
+    data: DataOption = Path("ctdata"),
+    since: Annotated[str | None, typer.Option(
+        help="Start: ISO date/time (2024-05-01, 2024-05-01T12:00Z) or a look-back (36h, 7d). "
+             "Default: a day before the last pull's end; 24h on a first pull.")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="End (exclusive): ISO date/time or a look-back. Default: now. Day folders up to an hour "
+             "after it are listed too, for events delivered late.")] = None,
+    account: Annotated[list[str] | None, typer.Option(
+        "--account", help="Only this account id (repeatable).")] = None,
+    region: Annotated[list[str] | None, typer.Option(
+        "--region", help="Only logs of this region (repeatable). The S3 client's own region comes from "
+                         "AWS_REGION/the profile, or the bucket's location.")] = None,
+    org_id: Annotated[str | None, typer.Option(
+        "--org-id", help="Only this organization trail (o-…); default: every organization found.")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile (default: AWS_PROFILE or the "
+                                                     "standard credential chain).")] = None,
+    endpoint_url: Annotated[str | None, typer.Option(
+        help="S3-compatible endpoint; overrides AWS_ENDPOINT_URL_S3/AWS_ENDPOINT_URL.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help=f"Concurrent downloads and S3 connections (default {DEFAULT_WORKERS}).", min=1, max=512)] = None,
+    keep_raw: Annotated[Path | None, typer.Option(
+        "--keep-raw", help="Also save each fetched object under DIR/BUCKET/KEY.", metavar="DIR")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Pull CloudTrail logs from S3 into the dataset: only the window's prefixes, only new objects.
+
+    Discovers organizations, accounts and regions under AWSLogs/ with delimiter listings, then
+    lists only the YYYY/MM/DD/ folders of the window, in parallel. Digest, Insights and other
+    services' files are never listed. Objects already ingested (same key and ETag) are not fetched
+    again, so a rerun, or a run after a crash, fetches only what is missing. A denied prefix is
+    reported and the rest is pulled (exit 4). Needs s3:ListBucket and s3:GetObject.
+
+    Examples:
+
+      analyzer pull s3://my-trail-bucket --data ./ctdata              # nightly: since the last pull
+
+      analyzer pull s3://my-trail-bucket/org --since 7d --account 123456789012 --region eu-west-1
+
+      analyzer pull s3://logs --since 2024-05-01 --until 2024-06-01 --profile audit --workers 64
+
+      analyzer pull s3://trail --endpoint-url http://localhost:9000   # MinIO or another S3-compatible store
+    """
+    config: dict[str, Any] = load_config().get("pull", {})
+    if url is None:
+        if not config.get("bucket"):
+            raise typer.BadParameter("give s3://BUCKET[/PREFIX] (or [pull] bucket in the configuration file)",
+                                     param_hint="s3://BUCKET[/PREFIX]")
+        url = f"s3://{config['bucket']}/{str(config.get('prefix', '')).strip('/')}"
+    now = utcnow()
+    start, end = _time("--since", since, now), _time("--until", until, now)
+    if start and end and start >= end:
+        raise typer.BadParameter("--since must be before --until", param_hint="--since")
+    threads = workers or int(config.get("workers", DEFAULT_WORKERS))
+    source = S3Source.connect(
+        url, profile=profile or config.get("profile"), endpoint_url=endpoint_url or config.get("endpoint_url"),
+        workers=threads, accounts=account or _strings(config.get("accounts")),
+        regions=region or _strings(config.get("regions")), org_id=org_id or config.get("org_id"), keep_raw=keep_raw,
+    )
+    source.check()
+    with pull_progress(not quiet, source) as progress:
+        result = pull(source, data, since=start, until=end, fetch_threads=threads, progress=progress, now=now)
+    for where, reason in result.listing.problems[:MAX_PRINTED_PROBLEMS]:
+        stderr.print(f"error: {where}: {reason}", markup=False)
+    if len(result.listing.problems) > MAX_PRINTED_PROBLEMS:
+        stderr.print(f"error: … and {len(result.listing.problems) - MAX_PRINTED_PROBLEMS} more prefixes",
+                     markup=False)
+    if not quiet:
+        _print_result(result)
+    raise typer.Exit(result.exit_code)
+

@@ -1,0 +1,61 @@
+"""Run a detection's embedded cases: records → the ingest path → ``events`` → the detection.
+
+The records go through the same decoding and Arrow building as real log files, and the
+detection runs through :func:`run_detections`, so a case tests exactly what production runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from analyzer.detect.catalogue import Case, Catalogue, Detection
+from analyzer.detect.engine import DetectionRun, run_detections
+from analyzer.ingest import build_table, decode_object
+from analyzer.store import connect
+
+
+def events_connection(records: Sequence[Mapping[str, Any]], source: str = "case.json") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose ``events`` view holds ``records`` (decoded like a log file)."""
+    decoded = decode_object(json.dumps({"Records": list(records)}).encode())
+    table, quarantined = build_table([(source, decoded)])
+    if quarantined or decoded.quarantined:
+        reasons = [q.reason for _, q in quarantined] + [q.reason for q in decoded.quarantined]
+        raise ValueError(f"records could not be placed in the dataset: {reasons}")
+    return connect(table=table)
+
+
+def run_case(catalogue: Catalogue, detection: Detection, case: Case) -> DetectionRun:
+    """Run one case of ``detection`` (with the case's parameter overrides)."""
+    con = events_connection(case.records)
+    try:
+        return run_detections(con, only=[detection.id], params={detection.id: case.params}, catalogue=catalogue)
+    finally:
+        con.close()
+
+
+def case_problems(case: Case, alerts: pl.DataFrame) -> list[str]:
+    """How the alerts differ from what the case expects (empty when they agree)."""
+    problems: list[str] = []
+    if alerts.height != case.alerts:
+        problems.append(f"expected {case.alerts} alert(s), got {alerts.height}")
+    if not case.positive or alerts.is_empty():
+        return problems
+    for row in alerts.to_dicts():
+        for key, wanted in case.expect.items():
+            got = row.get(key)
+            if key == "details":
+                details = json.loads(got or "{}")
+                for name, value in wanted.items():
+                    if details.get(name) != value:
+                        problems.append(f"details.{name}: expected {value!r}, got {details.get(name)!r}")
+            elif key == "event_ids":
+                if sorted(got or []) != sorted(wanted):
+                    problems.append(f"event_ids: expected {sorted(wanted)}, got {sorted(got or [])}")
+            elif got != wanted:
+                problems.append(f"{key}: expected {wanted!r}, got {got!r}")
+    return problems

@@ -1,0 +1,354 @@
+"""The nightly job: pull what is new, detect over the new window, write a report, notify new alerts.
+
+One function, :func:`run_nightly`, that cron, a systemd timer or a scheduled container calls
+through ``analyzer nightly``; notebooks can call it too. The order matters:
+
+1. **pull** (S3, through :func:`analyzer.sources.pull.pull` and its watermark) or **ingest** a local
+   directory (the manifest makes both incremental);
+2. **detect** over ``[since, until)``: ``since`` defaults to the end of the last *complete* run minus
+   the late-delivery margin (``late_margin``), or to ``until - first_run_lookback`` on a first run;
+3. **report**: ``report-YYYY-MM-DDTHHMMZ.html`` and ``.md`` (named after ``until``), written
+   atomically; a rerun of the same window replaces them;
+4. **record** the alerts in :mod:`analyzer.alerts.state` and **notify**: each notifier sends what
+   it has pending (new, escalated or grown alerts, plus whatever it failed to send before);
+5. the run is recorded as finished last. A run is *complete* (the next default window starts from
+   its end) when every object was listed, fetched and ingested: events of an object that failed
+   tonight and is ingested tomorrow may be older than tomorrow's window, so the window stays where
+   it was (for at most ``max_lookback``: a permanently broken object must not grow it forever). A
+   notifier failure does not make a run incomplete: the alerts it could not send stay pending and
+   go out with the next run.
+
+A crash anywhere before step 5 leaves the next run's default window where it was.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from analyzer.alerts import build_report, console_signins, render
+from analyzer.alerts.notify import Delivery, Notifier, NotifyContext
+from analyzer.alerts.shape import SEVERITIES, severity_rank
+from analyzer.alerts.state import DEFAULT_GROWTH, AlertState, TrackedAlert
+from analyzer.detect import Allowlist, Catalogue, DetectionRun, run_detections
+from analyzer.detect.params import Overrides
+from analyzer.errors import AnalyzerError, ExitCode
+from analyzer.ingest import IngestStats, ingest
+from analyzer.sources.local import walk
+from analyzer.sources.pull import PullResult, pull
+from analyzer.sources.s3 import DEFAULT_WORKERS, S3Source
+from analyzer.store import connect
+from analyzer.store.layout import Layout
+from analyzer.timespec import RELATIVE, UNITS, utc
+
+DEFAULT_LATE_MARGIN = timedelta(hours=2)
+DEFAULT_FIRST_RUN_LOOKBACK = timedelta(hours=24)
+DEFAULT_RETENTION = timedelta(days=90)
+DEFAULT_MAX_LOOKBACK = timedelta(days=7)
+LOCK_FILE = "nightly.lock"
+REPORTS_DIR = "reports"  # under DATA/_analyzer/ when no report directory is given
+
+
+def parse_duration(text: str | int | float, *, what: str = "duration") -> timedelta:
+    """``90m``, ``2h``, ``7d``, ``2w`` or ``30s`` (a bare number is seconds)."""
+    if isinstance(text, bool):
+        raise AnalyzerError(f"{what} = {text!r}: use an age such as 90m, 2h, 1d")
+    if isinstance(text, int | float):
+        return timedelta(seconds=text)
+    if match := RELATIVE.match(text):
+        return timedelta(**{UNITS[match.group(2).lower()]: int(match.group(1))})
+    raise AnalyzerError(f"{what} = {text!r}: use an age such as 90m, 2h, 1d")
+
+
+@dataclass(frozen=True)
+class NightlySettings:
+    """The ``[nightly]`` table, validated (see :mod:`analyzer.config`)."""
+
+    late_margin: timedelta = DEFAULT_LATE_MARGIN
+    first_run_lookback: timedelta = DEFAULT_FIRST_RUN_LOOKBACK
+    max_lookback: timedelta = DEFAULT_MAX_LOOKBACK  # a default window never starts earlier than this
+    fail_on: str = "high"
+    renotify_growth: float = DEFAULT_GROWTH
+    retention: timedelta = DEFAULT_RETENTION
+    workers: int | None = None  # ingest worker processes (default: one per core)
+    fetch_threads: int = DEFAULT_WORKERS  # concurrent S3 downloads
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> NightlySettings:
+        table = config.get("nightly", {}) or {}
+        fail_on = str(table.get("fail_on", (config.get("detect", {}) or {}).get("fail_on", "high")))
+        if fail_on not in SEVERITIES:
+            raise AnalyzerError(f"config: [nightly] fail_on = {fail_on!r}: one of {', '.join(SEVERITIES)}")
+        growth = table.get("renotify_growth", DEFAULT_GROWTH)
+        if isinstance(growth, bool) or not isinstance(growth, int | float) or (growth != 0 and growth <= 1):
+            raise AnalyzerError(f"config: [nightly] renotify_growth = {growth!r}: 0 (never) or a factor above 1")
+        workers = table.get("workers")
+        threads = table.get("fetch_threads", (config.get("pull", {}) or {}).get("workers", DEFAULT_WORKERS))
+        for key, value in (("workers", workers), ("fetch_threads", threads)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise AnalyzerError(f"config: [nightly] {key} = {value!r}: a whole number, at least 1")
+        return cls(
+            late_margin=parse_duration(table.get("late_margin", "2h"), what="[nightly] late_margin"),
+            first_run_lookback=parse_duration(table.get("first_run_lookback", "24h"),
+                                              what="[nightly] first_run_lookback"),
+            max_lookback=parse_duration(table.get("max_lookback", "7d"), what="[nightly] max_lookback"),
+            fail_on=fail_on,
+            renotify_growth=float(growth),
+            retention=parse_duration(table.get("retention", "90d"), what="[nightly] retention"),
+            workers=workers,
+            fetch_threads=int(threads),
+        )
+
+
+@dataclass
+class NightlyResult:
+    """What one nightly run did, stage by stage."""
+
+    since: datetime
+    until: datetime
+    stats: IngestStats
+    run: DetectionRun
+    alerts: list[TrackedAlert]
+    reports: list[Path]
+    deliveries: list[Delivery]
+    fail_on: str
+    pull: PullResult | None = None
+    complete: bool = True
+    pruned: int = 0
+    problems: list[str] = field(default_factory=list)  # one line each: listing problems, failed objects
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def announced(self) -> list[TrackedAlert]:
+        """Alerts this run announced: new ones, and old ones that escalated or grew."""
+        return [a for a in self.alerts if a.announced]
+
+    @property
+    def findings(self) -> int:
+        """Announced alerts at or above ``fail_on`` (what exit code 3 is about)."""
+        bar = severity_rank(self.fail_on)
+        return sum(1 for a in self.announced if severity_rank(a.alert.get("severity")) >= bar)
+
+    @property
+    def ingest_partial(self) -> bool:
+        code = self.pull.exit_code if self.pull is not None else self.stats.exit_code
+        return code == ExitCode.PARTIAL
+
+    @property
+    def failed_notifiers(self) -> list[Delivery]:
+        return [d for d in self.deliveries if not d.ok]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """4 when ingest was partial or a notifier failed (it wins over 3: alerts may be unsent),
+        else 3 when this run announced alerts at or above ``fail_on``, else 0."""
+        if self.ingest_partial or self.failed_notifiers:
+            return ExitCode.PARTIAL
+        return ExitCode.FINDINGS if self.findings else ExitCode.OK
+
+    def summary(self) -> dict[str, Any]:
+        """Plain values for the run's record in the alert state."""
+        return {
+            "events": self.stats.events, "ingested": self.stats.ingested, "failed_objects": self.stats.failed,
+            "quarantined": self.stats.quarantined, "alerts": len(self.alerts), "announced": len(self.announced),
+            "findings": self.findings, "reports": [str(p) for p in self.reports],
+            "deliveries": {d.notifier: {"sent": len(d.sent), "failed": len(d.failed), "error": d.error}
+                           for d in self.deliveries},
+            "exit_code": int(self.exit_code),
+        }
+
+
+def report_stem(until: datetime) -> str:
+    """``report-2026-11-28T0200Z``: sortable, one per window end (a rerun replaces its files)."""
+    return f"report-{utc(until):%Y-%m-%dT%H%MZ}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Via a temporary file in the same folder and a rename: a reader never sees half a report."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise AnalyzerError(f"{path}: cannot write the report: {exc.strerror or exc}") from exc
+
+
+@contextmanager
+def _nightly_lock(data: Path) -> Iterator[None]:
+    """One nightly run per dataset at a time (a slow run must not overlap the next night's)."""
+    layout = Layout(data)
+    layout.create()
+    with open(layout.internal / LOCK_FILE, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AnalyzerError(f"{data}: another `analyzer nightly` is running on this dataset") from None
+        yield
+
+
+def detection_window(
+    state: AlertState, settings: NightlySettings, *, since: datetime | None, until: datetime
+) -> tuple[datetime, str | None]:
+    """Where detection starts, and a warning when the default start was capped.
+
+    ``since`` when given; else the end of the last complete run (of those ending before ``until``:
+    a replay of a past night gets that night's window) minus the late margin; else, while no run
+    has completed, the earliest start of the runs that did not; else ``until`` minus the first-run
+    look-back. A default start is never more than ``max_lookback`` before ``until``.
+    """
+    warning = None
+    if since is None:
+        last = state.last_success(before=until)
+        if last is not None:
+            since = last - settings.late_margin
+        else:
+            since = state.earliest_start(before=until) or until - settings.first_run_lookback
+        if since < until - settings.max_lookback:
+            warning = (f"window capped at [nightly] max_lookback ({until - settings.max_lookback:%Y-%m-%dT%H:%MZ}); "
+                       f"it would start at {since:%Y-%m-%dT%H:%MZ} (runs have not completed since): give --since to "
+                       "cover it")
+            since = until - settings.max_lookback
+    if since >= until:
+        raise AnalyzerError(f"empty detection window: {since:%Y-%m-%dT%H:%MZ} is not before {until:%Y-%m-%dT%H:%MZ} "
+                            "(give --since for a window before the last run)")
+    return since, warning
+
+
+def run_nightly(
+    data: Path | str,
+    source: S3Source | Path | str,
+    *,
+    notifiers: Sequence[Notifier] = (),
+    settings: NightlySettings | None = None,
+    report_dir: Path | str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    now: datetime | None = None,
+    catalogue: Catalogue | None = None,
+    params: Overrides | None = None,
+    allowlist: Allowlist | Mapping[str, Any] | None = None,
+    progress: Callable[[IngestStats], None] | None = None,
+) -> NightlyResult:
+    """One nightly run over the dataset at ``data`` (see the module docstring for the steps).
+
+    ``source`` is a connected :class:`S3Source` or a local directory. ``until`` defaults to ``now``
+    (default: the clock). Raises :class:`AnalyzerError` for what stops the run (the source is
+    unreachable, the dataset or state is unreadable, a detection fails); partial ingests and
+    notifier failures are in the result instead.
+    """
+    settings = settings or NightlySettings()
+    data = Path(data)
+    now = utc(now) if now else datetime.now(UTC)
+    until = utc(until) if until else now
+    since = utc(since) if since else None
+    if isinstance(source, str) and source.startswith("s3://"):
+        source = S3Source.connect(source, workers=settings.fetch_threads)
+    with _nightly_lock(data), AlertState(data) as state:
+        start, warning = detection_window(state, settings, since=since, until=until)
+        run_id = state.begin_run(now=now)
+        try:
+            result = _run(data, source, state, notifiers, settings, report_dir, since, start, until, now, catalogue,
+                          params, allowlist, progress)
+        except BaseException:
+            state.finish_run(run_id, status="failed", since=start, until=until, complete=False, now=datetime.now(UTC))
+            raise
+        result.warnings += [warning] if warning else []
+        status = "partial" if result.exit_code == ExitCode.PARTIAL else "ok"
+        state.finish_run(run_id, status=status, since=result.since, until=result.until, complete=result.complete,
+                         summary=result.summary(), now=datetime.now(UTC))
+        return result
+
+
+def _run(
+    data: Path,
+    source: S3Source | Path | str,
+    state: AlertState,
+    notifiers: Sequence[Notifier],
+    settings: NightlySettings,
+    report_dir: Path | str | None,
+    since: datetime | None,
+    start: datetime,
+    until: datetime,
+    now: datetime,
+    catalogue: Catalogue | None,
+    params: Overrides | None,
+    allowlist: Allowlist | Mapping[str, Any] | None,
+    progress: Callable[[IngestStats], None] | None,
+) -> NightlyResult:
+    # 1. pull or ingest
+    problems: list[str] = []
+    pulled: PullResult | None = None
+    if isinstance(source, S3Source):
+        pulled = pull(source, data, since=since, until=until, fetch_threads=settings.fetch_threads,
+                      workers=settings.workers, progress=progress, now=now)
+        stats = pulled.stats
+        complete = pulled.listing.complete and not stats.failed
+        problems += [f"{where}: {reason}" for where, reason in pulled.listing.problems]
+    else:
+        stats = ingest(walk([Path(source)]), data, workers=settings.workers, progress=progress)
+        complete = not stats.failed
+    problems += [f"{uri}: {reason}" for uri, reason in stats.failures]
+
+    # 2. detect
+    con = connect(data)
+    try:
+        run = run_detections(con, since=start, until=until, params=params, allowlist=allowlist, catalogue=catalogue)
+        signins = console_signins(con, since=start, until=until)
+    except duckdb.Error as exc:
+        raise AnalyzerError(f"{data}: cannot read the dataset: {exc}") from exc
+    finally:
+        con.close()
+
+    # 3. report
+    report = build_report(run.alerts, suppressed=run.suppressed, signins=signins, since=start, until=until,
+                          generated_at=datetime.now(UTC), detections=run.counts, params=run.params)
+    folder = Path(report_dir).expanduser() if report_dir else Layout(data).internal / REPORTS_DIR
+    stem = report_stem(until)
+    reports = [folder / f"{stem}.html", folder / f"{stem}.md"]
+    _write_atomic(reports[0], render(report, "html"))
+    _write_atomic(reports[1], render(report, "markdown"))
+
+    # 4. record and notify
+    tracked = state.record(run.alerts, subscribers={n.name: n.min_severity for n in notifiers}, now=now,
+                           growth=settings.renotify_growth)
+    context = NotifyContext(since=start, until=until, reports=tuple(str(p) for p in reports))
+    deliveries: list[Delivery] = []
+    for notifier in notifiers:
+        pending = state.pending(notifier.name)
+        if not pending:
+            deliveries.append(Delivery(notifier.name, notifier.label))
+            continue
+        try:
+            delivery = notifier.send(pending, context)
+        except Exception as exc:  # a notifier's bug must not keep the others from sending
+            delivery = Delivery(notifier.name, notifier.label, failed=[p.fingerprint for p in pending],
+                                error=f"internal error: {type(exc).__name__}: {exc}")
+        state.mark_sent(notifier.name, delivery.sent, now=now)
+        if delivery.failed:
+            state.mark_failed(notifier.name, delivery.failed, delivery.error or "not sent")
+        deliveries.append(delivery)
+    pruned = state.prune(now - settings.retention)
+
+    return NightlyResult(since=start, until=until, stats=stats, run=run, alerts=tracked, reports=reports,
+                         deliveries=deliveries, fail_on=settings.fail_on, pull=pulled, complete=complete,
+                         pruned=pruned, problems=problems)

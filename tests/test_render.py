@@ -1,0 +1,161 @@
+"""Every output format, and that attacker-controlled values cannot escape their place."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+import pytest
+
+from analyzer.alerts import ALERT_COLUMNS, build_report, render, signin_series
+from analyzer.alerts.chart import nice_ceiling, signin_chart
+from analyzer.alerts.sanitize import markdown, terminal
+from analyzer.alerts.summary import SIGNIN_SCHEMA
+
+SCRIPT = "<script>alert(1)</script>"
+ANSI = "\x1b[31mevil\x1b[0m"
+
+
+def alert(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "detection_id": "console-login-without-mfa", "severity": "high", "title": "Console login without MFA",
+        "account_id": "111122223333", "region": "us-east-1", "principal": "arn:aws:iam::111122223333:user/alice",
+        "user_name": "alice", "source_ip": "203.0.113.9", "user_agent": "Mozilla/5.0",
+        "first_seen": "2026-11-20T10:00:00Z", "last_seen": "2026-11-20T10:05:00Z", "count": 2,
+        "event_ids": ["e-1", "e-2"], "details": '{"mfa_used": "No"}',
+    }
+    return base | fields
+
+
+def report(*alerts: dict[str, Any], suppressed: int = 0) -> Any:
+    return build_report(list(alerts), suppressed=suppressed)
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "markdown", "html"])
+def test_every_format_renders_an_alert(fmt: str) -> None:
+    assert "203.0.113.9" in render(report(alert()), fmt)
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown", "html"])
+def test_every_format_states_suppressed_count(fmt: str) -> None:
+    text = render(report(alert(), suppressed=7), fmt)
+    assert "7 suppressed" in text or '"suppressed": 7' in text or "<b>7</b>suppressed" in text
+
+
+def test_jsonl_lines_carry_exactly_the_alert_shape() -> None:
+    lines = render(report(alert(), alert(severity="critical")), "jsonl").splitlines()
+    assert [list(json.loads(line)) for line in lines] == [list(ALERT_COLUMNS)] * 2
+
+
+def test_jsonl_types_timestamps_lists_and_objects() -> None:
+    item = json.loads(render(report(alert()), "jsonl"))
+    assert (item["first_seen"], item["last_seen"]) == ("2026-11-20T10:00:00Z", "2026-11-20T10:05:00Z")
+    assert item["event_ids"] == ["e-1", "e-2"] and item["details"] == {"mfa_used": "No"} and item["count"] == 2
+
+
+def test_jsonl_lists_most_severe_first() -> None:
+    lines = render(report(alert(severity="low"), alert(severity="critical")), "jsonl").splitlines()
+    assert [json.loads(line)["severity"] for line in lines] == ["critical", "low"]
+
+
+def test_jsonl_is_empty_without_alerts() -> None:
+    assert render(report(), "jsonl") == ""
+
+
+def test_json_document_has_summary_and_alerts() -> None:
+    document = json.loads(render(report(alert(), suppressed=3), "json"))
+    assert document["summary"]["suppressed"] == 3 and document["summary"]["by_severity"]["high"] == 1
+    assert document["alerts"][0]["event_ids"] == ["e-1", "e-2"]
+
+
+def test_json_keeps_hostile_values_verbatim_but_escaped() -> None:
+    text = render(report(alert(user_name=ANSI)), "json")
+    assert "\x1b" not in text and json.loads(text)["alerts"][0]["user_name"] == ANSI
+
+
+def test_html_escapes_script_user_agent() -> None:
+    text = render(report(alert(user_agent=SCRIPT)), "html")
+    assert SCRIPT not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_html_escapes_quotes_and_details() -> None:
+    text = render(report(alert(user_name='"><img src=x onerror=alert(1)>', details='{"x": "<i>"}')), "html")
+    assert "<img" not in text and "&quot;&gt;&lt;img" in text and "<i>" not in text and "&lt;i&gt;" in text
+
+
+def test_html_is_self_contained_without_script() -> None:
+    text = render(report(alert()), "html")
+    assert "<script" not in text.lower() and "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in text and "Content-Security-Policy" in text
+
+
+def signins(*rows: tuple[datetime, str, str | None, str]) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), schema=SIGNIN_SCHEMA, orient="row")
+
+
+def test_html_has_signin_chart() -> None:
+    rows = [(datetime(2026, 11, 20, 10, tzinfo=UTC), "success", "arn:alice", "without_mfa")]
+    text = render(build_report([alert()], signins=signins(*rows)), "html")
+    assert "<svg" in text and "without MFA" in text
+
+
+def test_markdown_escapes_script_user_agent() -> None:
+    text = render(report(alert(user_agent=SCRIPT)), "markdown")
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_markdown_value_cannot_break_the_table() -> None:
+    row = next(line for line in render(report(alert(user_agent="a|b`c\nd")), "markdown").splitlines() if "a\\|" in line)
+    assert "a\\|b\\`c d" in row and row.count(" | ") == 10
+
+
+def test_table_strips_ansi_from_user_name() -> None:
+    text = render(report(alert(principal=None, user_name=ANSI)), "table")
+    assert "\x1b" not in text and "[31m" not in text and "evil" in text
+
+
+def test_table_shows_rich_markup_literally() -> None:
+    text = render(report(alert(principal=None, user_name="[bold red]boss[/]")), "table", width=200)
+    assert "[bold red]boss[/]" in text
+
+
+def test_table_in_colour_has_only_our_escapes() -> None:
+    text = render(report(alert(principal=None, user_name=ANSI)), "table", color=True)
+    assert "\x1b[31mevil" not in text and "evil" in text
+
+
+def test_table_says_unknown_for_hidden_principal() -> None:
+    text = render(report(alert(principal=None, user_name=None)), "table")
+    assert "(unknown)" in text
+
+
+def test_table_alerts_only_is_empty_without_alerts() -> None:
+    assert render(report(), "table", alerts_only=True) == ""
+
+
+def test_table_without_alerts_says_so() -> None:
+    assert "No alerts." in render(report(), "table")
+
+
+def test_terminal_sanitiser_drops_controls_osc_and_bidi() -> None:
+    assert terminal("a\x1b]0;pwned\x07b\x07c\u202ed\x9b2Je\nf") == "abcde f"
+
+
+def test_markdown_sanitiser_escapes_metacharacters() -> None:
+    assert markdown("x|y`z<a>*[l](u)\\") == "x\\|y\\`z&lt;a&gt;\\*\\[l\\](u)\\\\"
+
+
+def test_chart_axis_maxima_are_round() -> None:
+    assert [nice_ceiling(v) for v in (0, 1, 3, 7, 11, 60, 250)] == [1, 1, 5, 10, 20, 100, 500]
+
+
+def test_chart_of_no_signins_says_so() -> None:
+    assert "No console sign-ins" in signin_chart(signin_series(signins()))
+
+
+def test_chart_marks_failure_spike_with_tooltip_and_label() -> None:
+    rows = [(datetime(2026, 11, 20, h, tzinfo=UTC), "failure", None, "unknown") for h in (0, 1, *[2] * 10)]
+    svg = signin_chart(signin_series(signins(*rows), every="1h"))
+    assert "<title>11-20 02:00: 10 failed sign-in(s) (spike)</title>" in svg and 'class="spike">10</text>' in svg
