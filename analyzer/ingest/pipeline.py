@@ -308,14 +308,18 @@ def ingest(
     workers = workers or default_workers()
     dataset = Dataset(data)
     dataset.lock()
+    batches = _batches(objects, dataset, stats, batch_bytes)
+    first = next(batches, None)
+    second = next(batches, None)
+    # Worker processes cost about a second to start: not worth it for a single batch.
     executor: Executor = (
-        _Inline() if workers <= 1
+        _Inline() if workers <= 1 or second is None
         else ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
     )
     fetcher = ThreadPoolExecutor(fetch_threads) if fetch_threads else None
     in_flight: dict[Future[BatchResult], list[Item]] = {}
     try:
-        for batch in _batches(objects, dataset, stats, batch_bytes):
+        for batch in chain([b for b in (first, second) if b is not None], batches):
             items: list[Item] = (
                 _fetch_all(batch, fetcher) if fetcher
                 else [(o.uri, o.size, o.version, o) for o in batch]
