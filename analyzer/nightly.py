@@ -6,7 +6,8 @@ through ``analyzer nightly``; notebooks can call it too. The order matters:
 1. **pull** (S3, through :func:`analyzer.sources.pull.pull` and its watermark) or **ingest** a local
    directory (the manifest makes both incremental);
 2. **detect** over ``[since, until)``: ``since`` defaults to the end of the last *complete* run minus
-   the late-delivery margin (``late_margin``), or to ``until - first_run_lookback`` on a first run;
+   the late-delivery margin (``late_margin``); before any run completed, to where the first
+   incomplete run started, or to ``until - first_run_lookback`` (see :func:`detection_window`);
 3. **report**: ``report-YYYY-MM-DDTHHMMZ.html`` and ``.md`` (named after ``until``), written
    atomically; a rerun of the same window replaces them;
 4. **record** the alerts in :mod:`analyzer.alerts.state` and **notify**: each notifier sends what
@@ -59,13 +60,14 @@ REPORTS_DIR = "reports"  # under DATA/_analyzer/ when no report directory is giv
 
 
 def parse_duration(text: str | int | float, *, what: str = "duration") -> timedelta:
-    """``90m``, ``2h``, ``7d``, ``2w`` or ``30s`` (a bare number is seconds)."""
-    if isinstance(text, bool):
-        raise AnalyzerError(f"{what} = {text!r}: use an age such as 90m, 2h, 1d")
-    if isinstance(text, int | float):
-        return timedelta(seconds=text)
-    if match := RELATIVE.match(text):
-        return timedelta(**{UNITS[match.group(2).lower()]: int(match.group(1))})
+    """``90m``, ``2h``, ``7d``, ``2w`` or ``30s`` (a bare number is seconds); never negative."""
+    try:
+        if isinstance(text, int | float) and not isinstance(text, bool) and text >= 0:
+            return timedelta(seconds=text)
+        if isinstance(text, str) and (match := RELATIVE.match(text)):
+            return timedelta(**{UNITS[match.group(2).lower()]: int(match.group(1))})
+    except OverflowError:
+        pass
     raise AnalyzerError(f"{what} = {text!r}: use an age such as 90m, 2h, 1d")
 
 

@@ -162,6 +162,7 @@ def test_headline_counts_changes_and_severities() -> None:
 
 def test_redacted_url_keeps_the_host_only() -> None:
     assert redact_url("https://hooks.slack.com" + SECRET_PATH) == "https://hooks.slack.com/…"
+    assert redact_url("https://user:pw@hooks.example.com:8443/x?token=SECRET") == "https://hooks.example.com:8443/…"
 
 
 # -- SNS -------------------------------------------------------------------------------------------
@@ -295,10 +296,11 @@ def test_webhook_splits_messages_and_reports_what_was_delivered(hook: WebhookSer
     assert hook.delivered[0]["blocks"][0]["text"]["text"].endswith("(1/3)")
 
 
-def test_webhook_rejects_a_url_that_is_not_http() -> None:
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "https://hooks.example.com/SECRET TOKEN", "https:///SECRET"])
+def test_webhook_rejects_a_bad_url_without_quoting_it(url: str) -> None:
     with pytest.raises(AnalyzerError, match="http") as info:
-        WebhookNotifier("file:///etc/passwd")
-    assert "passwd" not in str(info.value)
+        WebhookNotifier(url)
+    assert "passwd" not in str(info.value) and "SECRET" not in str(info.value)
 
 
 # -- configuration ---------------------------------------------------------------------------------

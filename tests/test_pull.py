@@ -218,6 +218,17 @@ def test_an_object_changed_since_listing_fails_and_is_fetched_next_time(s3: S3Se
     assert source.counters.read_failures == 1 and not source.counters.complete
 
 
+@pytest.mark.parametrize(("url", "options", "first"), [
+    ("s3://b", {}, "AWSLogs/"),
+    ("s3://b/trail/", {"org_id": ORG}, f"trail/AWSLogs/{ORG}/"),
+    (f"s3://b/AWSLogs/{ORG}/{A}", {}, f"AWSLogs/{ORG}/{A}/CloudTrail/"),
+    (f"s3://b/AWSLogs/{A}/CloudTrail/eu-west-1/2024", {}, f"AWSLogs/{A}/CloudTrail/eu-west-1/2024/"),
+])
+def test_every_request_stays_under_the_first_prefix(s3: S3Server, url: str, options: dict[str, Any],
+                                                     first: str) -> None:
+    assert S3Source(s3.client(), url, **options).first_prefix == first  # IAM s3:prefix conditions work
+
+
 def test_fatal_errors_are_one_clear_line(s3: S3Server, tmp_path: Path) -> None:
     source = S3Source(s3.client(), "s3://no-such-bucket")
     with pytest.raises(AnalyzerError, match=r"^s3://no-such-bucket/: no such bucket \(NoSuchBucket"):

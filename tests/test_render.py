@@ -9,8 +9,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from analyzer.alerts import ALERT_COLUMNS, build_report, render, signin_series
+from analyzer.alerts import ALERT_COLUMNS, alert_dicts, alerts_frame, build_report, render, signin_series
 from analyzer.alerts.chart import nice_ceiling, signin_chart
+from analyzer.alerts.records import alert_json_lines
 from analyzer.alerts.sanitize import markdown, terminal
 from analyzer.alerts.summary import SIGNIN_SCHEMA
 
@@ -159,3 +160,19 @@ def test_chart_marks_failure_spike_with_tooltip_and_label() -> None:
     rows = [(datetime(2026, 11, 20, h, tzinfo=UTC), "failure", None, "unknown") for h in (0, 1, *[2] * 10)]
     svg = signin_chart(signin_series(signins(*rows), every="1h"))
     assert "<title>11-20 02:00: 10 failed sign-in(s) (spike)</title>" in svg and 'class="spike">10</text>' in svg
+
+
+def test_table_lists_the_most_urgent_alerts_only() -> None:
+    text = render(report(*[alert(source_ip=f"10.0.0.{i}") for i in range(60)], alert(severity="critical")), "table")
+    assert "the 50 most urgent of 61" in text and "11 more" in text and "critical" in text
+
+
+def test_jsonl_line_equals_the_alert_dict() -> None:
+    pretty = alert(user_name="é\u009b\u202e", details='{\n  "pretty": true\n}')
+    alerts = alerts_frame([pretty, alert(details="not json"), alert(details=None)])
+    assert [json.loads(line) for line in alert_json_lines(alerts)] == alert_dicts(alerts)
+
+
+def test_jsonl_escapes_c1_and_bidi_controls() -> None:
+    line = render(report(alert(user_name="a\u009b\u202eb")), "jsonl")
+    assert "\\u009b\\u202e" in line and "\u009b" not in line and "\u202e" not in line

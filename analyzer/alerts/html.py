@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+import orjson
+
 from analyzer.alerts.chart import signin_chart
 from analyzer.alerts.records import details_object, iso
 from analyzer.alerts.sanitize import html_block, html_text
@@ -147,5 +149,6 @@ def render_html(report: Report) -> str:
 
 
 def _evidence(event_ids: list[str] | None, details: str | None) -> str:
-    text = json.dumps({"details": details_object(details), "event_ids": list(event_ids or [])}, indent=2)
+    evidence = {"details": details_object(details), "event_ids": list(event_ids or [])}
+    text = orjson.dumps(evidence, option=orjson.OPT_INDENT_2).decode()
     return f"<details><summary>{len(event_ids or [])} event(s)</summary><pre>{html_block(text)}</pre></details>"

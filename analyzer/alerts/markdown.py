@@ -15,6 +15,7 @@ from analyzer.alerts.shape import by_urgency
 from analyzer.alerts.summary import UNKNOWN, Report
 
 COVERAGE_ROWS = 50
+ALERT_ROWS = 1000  # beyond this a ticket is unreadable; json, jsonl and html carry every alert
 
 
 def _cell(value: object) -> str:
@@ -87,9 +88,12 @@ def render_markdown(report: Report) -> str:
              "events", "first seen", "last seen"],
             ([a["severity"], a["detection_id"], a["principal"] or UNKNOWN, a["user_name"], a["source_ip"],
               a["user_agent"], a["account_id"], a["region"], a["count"], a["first_seen"], a["last_seen"]]
-             for a in by_urgency(report.alerts).iter_rows(named=True)),
+             for a in by_urgency(report.alerts).head(ALERT_ROWS).iter_rows(named=True)),
             numeric={8},
         )
+        if report.alerts.height > ALERT_ROWS:
+            lines += [f"... and {report.alerts.height - ALERT_ROWS} more alert(s), less urgent: see the json, "
+                      "jsonl or html report for all of them.", ""]
     else:
         lines += ["No alerts.", ""]
     return "\n".join(lines)

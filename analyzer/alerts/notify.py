@@ -325,11 +325,15 @@ class SnsNotifier:
 
 # -- webhook ------------------------------------------------------------------------------------------
 def redact_url(url: str) -> str:
-    """``https://hooks.slack.com/…``: the host says where, the path (the secret) stays out."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme or '?'}://{host}{port}/…"
+    """``https://hooks.slack.com/…``: the host says where; path, query and user info (the secrets)
+    stay out."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = sanitize.text(parts.hostname or "?")
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an unreadable URL)"
+    return f"{sanitize.text(parts.scheme) or '?'}://{host}{port}/…"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -372,9 +376,14 @@ class WebhookNotifier:
         opener: urllib.request.OpenerDirector | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise AnalyzerError(f"{label or name}: the webhook URL must be http(s)://HOST/…, got {redact_url(url)}")
+        try:
+            parts = urllib.parse.urlsplit(url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a bad port, brackets...
+            valid = False
+        if not valid or any(c.isspace() or not c.isprintable() for c in url):
+            raise AnalyzerError(f"{label or name}: the webhook URL must be http(s)://HOST/… without spaces, got "
+                                f"{redact_url(url)}")
         self.url = url
         self.name = name
         self.label = label or f"webhook {redact_url(url)}"
@@ -390,10 +399,13 @@ class WebhookNotifier:
         self.sleep = sleep
 
     def _scrub(self, text: str) -> str:
-        """Belt and braces: no error text may carry the URL or its path."""
-        path = urllib.parse.urlsplit(self.url).path
+        """Belt and braces: no error text may carry the URL, its path, query or user info."""
+        parts = urllib.parse.urlsplit(self.url)
         text = text.replace(self.url, redact_url(self.url))
-        return text.replace(path, "/…") if len(path) > 1 else text
+        for secret in (parts.path, parts.query, parts.netloc.rpartition("@")[0]):
+            if len(secret) > 1:
+                text = text.replace(secret, "…")
+        return text
 
     def payload(self, items: Sequence[Pending], context: NotifyContext, part: int = 1,
                 parts: int = 1) -> dict[str, Any]:
@@ -451,6 +463,8 @@ class WebhookNotifier:
                 transient = True
             except (http.client.HTTPException, OSError) as exc:
                 error, transient = f"{type(exc).__name__}: {sanitize.text(exc)}", True
+            except Exception as exc:  # e.g. http.client.InvalidURL, whose message quotes the URL
+                return self._scrub(f"{type(exc).__name__}: {sanitize.text(exc)}")
             if not transient or attempt == self.retries:
                 tries = f" after {attempt + 1} attempts" if attempt else ""
                 return self._scrub(error + tries)

@@ -55,11 +55,41 @@ def alert_dicts(alerts: pl.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def alert_json_lines(alerts: pl.DataFrame) -> list[str]:
+    """Each alert as one line of JSON text, equal to ``dumps(alert_dicts(alerts)[i])`` but built by Polars.
+
+    Thousands of alerts are common on a noisy account; building dicts in Python for each one was
+    most of a run's time. ``details`` is already JSON text (made by the detection's SQL), so it is
+    spliced in as is when it parses, and kept as a JSON string otherwise.
+    """
+    frame = alerts_frame(alerts).with_columns(iso_column("first_seen"), iso_column("last_seen"))
+    others = [name for name in frame.columns if name != "details"]
+    encoded = frame.select(
+        pl.struct(others).struct.json_encode().alias("head"),
+        pl.when(pl.col("details").fill_null("") == "").then(pl.lit("{}")).otherwise(pl.col("details")),
+    )
+    lines = []
+    for head, details in encoded.iter_rows():
+        try:
+            value = orjson.loads(details)
+        except orjson.JSONDecodeError:
+            value = details
+            details = orjson.dumps(details).decode()
+        if "\n" in details:  # pretty-printed by its query: one line per alert, always
+            details = orjson.dumps(value).decode()
+        lines.append(f'{head[:-1]},"details":{details}}}')
+    return _UNSAFE_IN_JSON.sub(_escape, "\n".join(lines)).split("\n") if lines else []
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def dumps(value: Any, *, indent: bool = False) -> str:
     """JSON text; control, bidi and C1 characters are escaped, so it is safe to print anywhere."""
     option = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
     text = orjson.dumps(value, default=_default, option=option | (orjson.OPT_INDENT_2 if indent else 0)).decode()
-    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _UNSAFE_IN_JSON.sub(_escape, text)
 
 
 def _default(value: Any) -> Any:

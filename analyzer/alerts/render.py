@@ -7,7 +7,7 @@ from typing import Any
 
 from analyzer.alerts.html import render_html
 from analyzer.alerts.markdown import render_markdown
-from analyzer.alerts.records import alert_dicts, dumps, iso
+from analyzer.alerts.records import alert_json_lines, dumps, iso
 from analyzer.alerts.shape import by_urgency
 from analyzer.alerts.summary import Report
 from analyzer.alerts.terminal import render_table
@@ -25,7 +25,7 @@ class Format(StrEnum):
 
 def render_jsonl(report: Report) -> str:
     """One JSON object per alert, exactly the alert shape (for SIEMs); empty text when no alerts."""
-    return "".join(dumps(item) + "\n" for item in alert_dicts(by_urgency(report.alerts)))
+    return "".join(line + "\n" for line in alert_json_lines(by_urgency(report.alerts)))
 
 
 def render_json(report: Report) -> str:
@@ -36,9 +36,15 @@ def render_json(report: Report) -> str:
         "detections": report.detections,
         "summary": report.summary.as_dict(),
         "parameters": report.params,
-        "alerts": alert_dicts(by_urgency(report.alerts)),
+        "alerts": [],
     }
-    return dumps(document, indent=True) + "\n"
+    head = dumps(document, indent=True)
+    assert head.endswith('  "alerts": []\n}')
+    lines = alert_json_lines(by_urgency(report.alerts))
+    if not lines:
+        return head + "\n"
+    alerts = ",\n".join(f"    {line}" for line in lines)  # one alert per line inside the indented document
+    return head.removesuffix("[]\n}") + f"[\n{alerts}\n  ]\n}}\n"
 
 
 def render(report: Report, fmt: Format | str = Format.table, *, width: int = 120, color: bool = False,

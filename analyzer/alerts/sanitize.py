@@ -32,7 +32,10 @@ def text(value: object) -> str:
     """
     if value is None:
         return ""
-    result = _ESCAPE_SEQUENCE.sub("", str(value))
+    result = str(value)
+    if result.isprintable():  # the common case: no control, format or separator character at all
+        return result
+    result = _ESCAPE_SEQUENCE.sub("", result)
     result = _WHITESPACE_CONTROL.sub(" ", result)
     return _CONTROL.sub("", result)
 
@@ -58,5 +61,7 @@ def html_block(value: object) -> str:
     """For a ``<pre>`` block: line breaks kept, everything else as :func:`html_text`."""
     if value is None:
         return ""
-    lines = str(value).splitlines()
+    lines = str(value).split("\n")
+    if all(line.isprintable() for line in lines):
+        return html.escape("\n".join(lines), quote=True)
     return "\n".join(html_text(line) for line in lines)

@@ -22,6 +22,8 @@ from analyzer.alerts.summary import UNKNOWN, Report
 
 #: Principals listed in the MFA coverage table (those without MFA sort first).
 COVERAGE_ROWS = 20
+#: Alerts listed (most urgent first): a terminal is for reading, the other formats carry them all.
+ALERT_ROWS = 50
 
 SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
@@ -66,8 +68,8 @@ def _when(first: datetime | None, last: datetime | None) -> Text:
     return Text(text)
 
 
-def alerts_table(alerts: pl.DataFrame) -> Table:
-    """One line per alert, most severe first (account, user agent and details: see json/html)."""
+def alerts_table(alerts: pl.DataFrame, limit: int = ALERT_ROWS) -> Table:
+    """One line per alert, most severe first, at most ``limit`` (account, user agent, details: json/html)."""
     rows = [
         [
             _severity(a["severity"]),
@@ -77,10 +79,16 @@ def alerts_table(alerts: pl.DataFrame) -> Table:
             _cell(a["count"]),
             _when(a["first_seen"], a["last_seen"]),
         ]
-        for a in by_urgency(alerts).iter_rows(named=True)
+        for a in by_urgency(alerts).head(limit).iter_rows(named=True)
     ]
     headers = ["severity", "detection", "principal*", "source IP", "events", "seen (UTC)"]
-    return _table(f"Alerts ({len(rows)})", headers, rows, numeric={4})
+    more = alerts.height - limit
+    title = f"Alerts ({alerts.height})" if more <= 0 else f"Alerts (the {limit} most urgent of {alerts.height})"
+    table = _table(title, headers, rows, numeric={4})
+    if more > 0:
+        table.caption = f"... and {more} more: the json, jsonl, markdown and html formats list them all"
+        table.caption_justify = "left"
+    return table
 
 
 def render_table(report: Report, *, width: int = 120, color: bool = False, alerts_only: bool = False) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -165,7 +166,7 @@ def nightly_command(
     if fail_on is not None:
         overrides["fail_on"] = fail_on.value
     if overrides:
-        settings = NightlySettings(**{**settings.__dict__, **overrides})
+        settings = replace(settings, **overrides)
     if sns_topic_arn is not None:
         try:
             parse_topic_arn(sns_topic_arn)

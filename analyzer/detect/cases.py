@@ -20,13 +20,16 @@ from analyzer.store import connect
 
 
 def events_connection(records: Sequence[Mapping[str, Any]], source: str = "case.json") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection whose ``events`` view holds ``records`` (decoded like a log file)."""
+    """A DuckDB connection whose ``events`` view holds ``records`` (decoded like a log file).
+
+    One DuckDB thread: for a handful of records, more threads only add scheduling overhead.
+    """
     decoded = decode_object(json.dumps({"Records": list(records)}).encode())
     table, quarantined = build_table([(source, decoded)])
     if quarantined or decoded.quarantined:
         reasons = [q.reason for _, q in quarantined] + [q.reason for q in decoded.quarantined]
         raise ValueError(f"records could not be placed in the dataset: {reasons}")
-    return connect(table=table)
+    return connect(table=table, threads=1)
 
 
 def run_case(catalogue: Catalogue, detection: Detection, case: Case) -> DetectionRun:

@@ -318,6 +318,16 @@ class S3Source:
         query = "&".join(f for f in filters if f)
         return f"pull.watermark:{self.location}" + (f"?{query}" if query else "")
 
+    @property
+    def first_prefix(self) -> str:
+        """The prefix the listing starts from: every request of a pull stays under it, so an IAM
+        policy may restrict s3:ListBucket with an ``s3:prefix`` condition such as ``AWSLogs/*``."""
+        pos = self.start
+        if pos.account is not None:
+            return pos.account_root(pos.account) + (f"{pos.region}/{pos.date_prefix}" if pos.region else "")
+        org = pos.org or self.org_id
+        return f"{pos.awslogs}{org}/" if org else pos.awslogs
+
     # -- checks ---------------------------------------------------------------------------------
     def check(self, client: S3Client | None = None) -> None:
         """Fail fast, in one line, on a missing bucket, bad credentials, an unreachable endpoint or
@@ -325,13 +335,13 @@ class S3Source:
         source's own; transient errors pass (the pull's own retries deal with them)."""
         try:
             (client or self.probe or self.client).list_objects_v2(
-                Bucket=self.location.bucket, Prefix=self.location.prefix, Delimiter="/", MaxKeys=1
+                Bucket=self.location.bucket, Prefix=self.first_prefix, Delimiter="/", MaxKeys=1
             )
         except Exception as exc:
             if is_transient(exc):
                 return
-            where = str(self.location)
-            raise AnalyzerError(fatal_message(exc, where) or f"{where}: {describe(exc, LIST)}") from None
+            fatal = fatal_message(exc, str(self.location))
+            raise AnalyzerError(fatal or f"{self.location.url(self.first_prefix)}: {describe(exc, LIST)}") from None
 
     # -- listing --------------------------------------------------------------------------------
     def objects(self, window: Window, *, now: datetime | None = None) -> Iterator[S3Object]:
