@@ -70,7 +70,7 @@ def connect(
     if not layout.internal.exists():
         raise AnalyzerError(f"{data}: no analyzer dataset here (run `analyzer ingest` first)")
     if any(layout.root.glob(f"{PARTITION_COLUMN}=*/*.parquet")):
-        source = f"read_parquet({_quote(layout.data_glob())}, hive_partitioning = true, union_by_name = true)"
+        source = f"read_parquet({_quote(layout.data_glob())}, hive_partitioning = true)"
     else:
         empty = SCHEMA.empty_table().append_column(PARTITION_COLUMN, pa.array([], pa.date32()))
         con.register("_events_empty", empty)
