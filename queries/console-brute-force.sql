@@ -5,8 +5,8 @@
 -- distinct user names failing from one IP (password spraying), or >= $principal_threshold
 -- failures against one principal, or >= $root_threshold against the root user. The failures
 -- inside qualifying windows are collapsed into one alert per IP or principal and burst (a new
--- burst starts after a gap longer than the window). A burst from one IP against one user is
--- both an IP group and a principal group: two alerts listing the same failures.
+-- burst starts after a gap longer than the window). A burst from one IP against one user is both
+-- an IP group and a principal group with the same failures: it is reported once, with both.
 with console_logins as (
     select
         eventID,
@@ -55,7 +55,8 @@ keyed as (
     select
         *,
         case when not user_name_hidden then coalesce(nullif(identity_arn, ''), user_name) end as principal,
-        lower(user_name) as user_key
+        -- the root user is its own principal, even if an IAM user is called "root"
+        case when is_root then '#root' else lower(user_name) end as user_key
     from identified
 ),
 
@@ -167,6 +168,17 @@ burst_alerts as (
         coalesce(list_sort(list(distinct errorMessage) filter (where errorMessage is not null)), []) as failure_reasons
     from numbered
     group by group_kind, group_key, burst_number
+),
+
+merged as (
+    -- a burst from one IP against one user qualifies both ways with the same failures: report it once
+    select
+        *,
+        list_sort(list_distinct(flatten(list(conditions) over same_failures))) as all_conditions,
+        list_sort(list(group_kind) over same_failures) as grouped_by
+    from burst_alerts
+    window same_failures as (partition by event_ids)
+    qualify row_number() over (partition by event_ids order by group_kind desc) = 1
 )
 
 select
@@ -182,8 +194,8 @@ select
     count,
     event_ids,
     json_object(
-        'grouped_by', group_kind,
-        'conditions', list_sort(conditions),
+        'grouped_by', grouped_by,
+        'conditions', all_conditions,
         'window_minutes', $window_minutes,
         'max_failures_in_window', max_failures_in_window,
         'max_user_names_in_window', max_user_names_in_window,
@@ -193,4 +205,4 @@ select
         'source_ips', source_ips,
         'failure_reasons', failure_reasons
     ) as details
-from burst_alerts
+from merged

@@ -50,7 +50,10 @@ identified as (
 keyed as (
     select
         *,
-        case when user_name is not null then coalesce(account_id, '') || '/' || lower(user_name) end as principal_key
+        case
+            when identity_type = 'Root' then coalesce(account_id, '') || '/#root'
+            when user_name is not null then coalesce(account_id, '') || '/' || lower(user_name)
+        end as principal_key
     from identified
 ),
 

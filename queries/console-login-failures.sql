@@ -54,7 +54,10 @@ keyed as (
         case when not coalesce(user_name_hidden, false)
             then coalesce(nullif(identity_arn, ''), user_name)
         end as principal,
-        case when user_name is not null then coalesce(account_id, '') || '/' || lower(user_name) end as principal_key
+        case
+            when identity_type = 'Root' then coalesce(account_id, '') || '/#root'
+            when user_name is not null then coalesce(account_id, '') || '/' || lower(user_name)
+        end as principal_key
     from identified
 )
 

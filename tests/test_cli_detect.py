@@ -268,11 +268,13 @@ def test_param_override_is_applied(runner: CliRunner, one_alert: Path) -> None:
 # --- what the data must and must not raise ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_benign_corpus_raises_nothing_at_or_above_medium(runner: CliRunner, benign: Path) -> None:
     result = detect(runner, benign, "--format", "jsonl", "--fail-on", "medium")
     assert result.exit_code == 0, [(a["detection_id"], a["principal"], a["source_ip"]) for a in jsonl(result)]
 
 
+@pytest.mark.slow
 def test_benign_corpus_has_thousands_of_events(benign: Path) -> None:
     con = connect(benign)
     assert con.execute("select count(*), count(distinct eventName) from events").fetchone() == (4000, 18)
@@ -393,6 +395,7 @@ def fixture_alerts(fixtures_dataset: Path) -> list[dict[str, Any]]:
     return jsonl(result)
 
 
+@pytest.mark.slow
 def test_fixture_alerts_are_exactly_the_scenarios(fixture_alerts: list[dict[str, Any]]) -> None:
     assert summary_of(fixture_alerts) == FIXTURE_ALERTS
 
@@ -403,10 +406,12 @@ def test_fixture_alerts_are_exactly_the_scenarios(fixture_alerts: list[dict[str,
     ("mfa-device-removed", 4), ("mfa-device-added", 5), ("sensitive-call-without-mfa", 3),
     ("cloudtrail-tampering", 4),
 ])
+@pytest.mark.slow
 def test_fixture_totals_match_scenarios(fixture_alerts: list[dict[str, Any]], detection: str, records: int) -> None:
     assert sum(a["count"] for a in fixture_alerts if a["detection_id"] == detection) == records
 
 
+@pytest.mark.slow
 def test_fixture_duplicate_delivery_counts_once(fixture_alerts: list[dict[str, Any]]) -> None:
     greg = [a for a in fixture_alerts if a["user_name"] == "greg"]
     erin = [a for a in fixture_alerts if a["user_name"] == "erin"]
@@ -414,11 +419,13 @@ def test_fixture_duplicate_delivery_counts_once(fixture_alerts: list[dict[str, A
         ("console-login-failures", 6)]
 
 
+@pytest.mark.slow
 def test_fixture_federated_and_mfa_sign_ins_raise_nothing(fixture_alerts: list[dict[str, Any]]) -> None:
     quiet = ("kim@example.com", "maria@example.com", "legacy-ops", "bob", "judy", "ci-bot", "oscar")
     assert [a for a in fixture_alerts if any(q in (a["principal"] or "") for q in quiet)] == []
 
 
+@pytest.mark.slow
 def test_fixture_late_sign_in_found_in_its_own_day(runner: CliRunner, fixtures_dataset: Path) -> None:
     args = ["--format", "jsonl", "--only", "console-login-without-mfa", "--since", "2026-11-20T12:00:00Z",
             "--until", "2026-11-21"]
@@ -426,32 +433,38 @@ def test_fixture_late_sign_in_found_in_its_own_day(runner: CliRunner, fixtures_d
         ("ivan", "2026-11-20T12:31:00Z"), ("greg", "2026-11-20T18:26:10Z"), ("henry", "2026-11-20T23:59:59Z")]
 
 
+@pytest.mark.slow
 def test_fixture_next_day_window_excludes_late_sign_in(runner: CliRunner, fixtures_dataset: Path) -> None:
     args = ["-f", "jsonl", "--only", "console-login-without-mfa", "--since", "2026-11-21", "--until", "2026-11-22"]
     result = detect(runner, fixtures_dataset, *args)
     assert result.exit_code == 0 and jsonl(result) == []
 
 
+@pytest.mark.slow
 def test_fixture_low_and_medium_findings_pass_fail_on_high(runner: CliRunner, fixtures_dataset: Path) -> None:
     assert detect(runner, fixtures_dataset, "--only", "console-login-failures", "--quiet").exit_code == 0
     assert detect(runner, fixtures_dataset, "--only", "console-login-failures", "--fail-on", "medium").exit_code == 3
 
 
+@pytest.mark.slow
 def test_fixture_html_escapes_script_user_agent(runner: CliRunner, fixtures_dataset: Path) -> None:
     html = detect(runner, fixtures_dataset, "--format", "html").stdout
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
+@pytest.mark.slow
 def test_fixture_markdown_escapes_script_user_agent(runner: CliRunner, fixtures_dataset: Path) -> None:
     markdown = detect(runner, fixtures_dataset, "--format", "markdown").stdout
     assert "<script>" not in markdown and "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown
 
 
+@pytest.mark.slow
 def test_fixture_table_strips_ansi_user_name(runner: CliRunner, fixtures_dataset: Path) -> None:
     table = detect(runner, fixtures_dataset).stdout
     assert "\x1b" not in table and "eveADMIN" in table
 
 
+@pytest.mark.slow
 def test_fixture_mfa_coverage(runner: CliRunner, fixtures_dataset: Path) -> None:
     coverage = json.loads(detect(runner, fixtures_dataset, "--format", "json").stdout)["summary"]["mfa_coverage"]
     rows = {re.split("[/:]", row["principal"])[-1]: (row["with_mfa"], row["without_mfa"], row["federated"],

@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from analyzer.alerts.shape import SEVERITIES, alerts_frame, rank
+from analyzer.errors import AnalyzerError
 
 UNKNOWN = "(unknown)"
 
@@ -82,7 +83,10 @@ def console_signins(
         "since_date": since.date() if since else None,
         "until_date": until.date() if until else None,
     }
-    frame = pl.from_arrow(con.sql(SIGNINS_SQL, params=params).to_arrow_table())
+    try:
+        frame = pl.from_arrow(con.sql(SIGNINS_SQL, params=params).to_arrow_table())
+    except duckdb.Error as exc:
+        raise AnalyzerError(f"console sign-in summary failed: {exc}") from exc
     assert isinstance(frame, pl.DataFrame)
     return frame.with_columns(pl.col("event_time").dt.replace_time_zone("UTC")).cast(_schema(SIGNIN_SCHEMA))
 

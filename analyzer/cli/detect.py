@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from analyzer.alerts import Format, at_or_above, build_report, console_signins, render
+from analyzer.alerts import Format, Report, at_or_above, build_report, console_signins, render
 from analyzer.cli.app import DataOption, QuietOption, app, command, stderr, stdout
 from analyzer.config import load_config
 from analyzer.detect import (
@@ -62,9 +62,8 @@ def _usage(option: str, exc: Exception) -> typer.BadParameter:
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename: readers never see half a report."""
     path = path.expanduser()
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
@@ -194,16 +193,19 @@ def detect_command(
         sys.stdout.write(text)
         sys.stdout.flush()
     failing = at_or_above(run.alerts, severity).height
-    if not quiet and not to_terminal:
-        summary = report.summary
-        levels = ", ".join(f"{r['alerts']} {r['severity']}" for r in summary.by_severity.to_dicts() if r["alerts"])
-        stderr.print(
-            f"{summary.alerts} alert(s){f' ({levels})' if levels else ''} from {len(run.counts)} detection(s); "
-            f"{run.suppressed} suppressed by allowlists; {failing} at or above {severity}"
-            + (f"; report written to {output}" if output is not None else ""),
-            markup=False, highlight=False, soft_wrap=True,
-        )
+    if not quiet and not to_terminal:  # the table has its own summary; other formats get one line on stderr
+        stderr.print(_summary_line(report, failing, severity, output), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(ExitCode.FINDINGS if failing else ExitCode.OK)
+
+
+def _summary_line(report: Report, failing: int, severity: str, output: Path | None) -> str:
+    summary = report.summary
+    levels = ", ".join(f"{r['alerts']} {r['severity']}" for r in summary.by_severity.to_dicts() if r["alerts"])
+    return (
+        f"{summary.alerts} alert(s){f' ({levels})' if levels else ''} from {len(report.detections)} detection(s); "
+        f"{summary.suppressed} suppressed by allowlists; {failing} at or above {severity}"
+        + (f"; report written to {output}" if output is not None else "")
+    )
 
 
 # --- analyzer detections [show ID] ---------------------------------------------------------------

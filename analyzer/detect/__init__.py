@@ -20,6 +20,7 @@ from analyzer.detect.catalogue import (
     load_catalogue,
 )
 from analyzer.detect.engine import DetectionRun, Window, run_detections
+from analyzer.detect.lint import lint_catalogue
 from analyzer.detect.params import merge_overrides, params_from_config, parse_param_overrides, resolve_params
 from analyzer.detect.shape import (
     ALERT_COLUMNS,
@@ -56,6 +57,7 @@ __all__ = [
     "default_queries_dir",
     "empty_alerts",
     "events_connection",
+    "lint_catalogue",
     "load_catalogue",
     "merge_overrides",
     "params_from_config",

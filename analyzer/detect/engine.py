@@ -204,7 +204,6 @@ def _ordered(alerts: pl.DataFrame) -> pl.DataFrame:
     if alerts.is_empty():
         return alerts.select(ALERT_COLUMNS)
     rank = pl.col("severity").replace_strict({s: -severity_rank(s) for s in SEVERITIES}, return_dtype=pl.Int32)
-    return alerts.sort(
-        [rank, pl.col("first_seen"), pl.col("detection_id"), pl.col("principal"), pl.col("source_ip")],
-        nulls_last=True,
-    ).select(ALERT_COLUMNS)
+    ties = ("first_seen", "detection_id", "principal", "source_ip", "last_seen", "details")
+    keys = [rank, *(pl.col(c) for c in ties)]
+    return alerts.sort(keys, nulls_last=True, maintain_order=True).select(ALERT_COLUMNS)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -191,7 +192,19 @@ def make_client(
         located = _bucket_region(client, bucket)
         if located and located != "us-east-1":
             client = session.client("s3", region_name=located, endpoint_url=endpoint_url, config=config)
+    client.meta.events.register("before-parse.s3.ListObjectsV2", _drop_last_modified)
     return client
+
+
+_LAST_MODIFIED = re.compile(rb"<LastModified>[^<]*</LastModified>")
+
+
+def _drop_last_modified(response_dict: dict[str, Any], **_: Any) -> None:
+    """A pull never reads LastModified, and botocore's parsing of it (dateutil) is about a third of
+    the CPU a listing costs: strip it from ListObjectsV2 bodies before they are parsed."""
+    body = response_dict.get("body")
+    if isinstance(body, bytes) and b"<LastModified>" in body:
+        response_dict["body"] = _LAST_MODIFIED.sub(b"", body)
 
 
 def _bucket_region(client: S3Client, bucket: str) -> str | None:
