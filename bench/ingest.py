@@ -21,7 +21,8 @@ from common import OUT, Run, corpus, gz_files, run, uncompressed_bytes
 
 DUCKDB_ONE_LINER = """
 import sys, duckdb
-con = duckdb.connect(config={"enable_progress_bar": False})
+con = duckdb.connect()
+con.execute("set enable_progress_bar = false")
 con.execute(f"set temp_directory = '{sys.argv[2]}.tmp'")
 con.execute(f'''
     copy (
