@@ -7,7 +7,8 @@ one run, on the same files: `zcat` to /dev/null on both cores (the floor), `anal
 end to end (a fresh dataset, the whole process tree's peak RSS sampled), and the one-liner a user
 would write instead: DuckDB read_json over the glob, unnest(Records), COPY to Parquet partitioned
 by date (with ignore_errors, which auto-detection needs on heterogeneous CloudTrail: without it,
-it fails on a requestID it sampled as a UUID, or on keys that differ only by case). A second, smaller corpus shows that peak memory does not grow with the corpus.
+it fails on a requestID it sampled as a UUID, or on keys that differ only by case). A second,
+smaller corpus shows that peak memory does not grow with the corpus.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -287,6 +288,24 @@ class _Inline(Executor):
         return future
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: leave when the ingesting process is gone (e.g. after kill -9).
+
+    Otherwise idle workers would live on, holding the parent's stdout, and a cron job reading it
+    would seem to hang.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(1)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def default_workers() -> int:
     return max(1, min(len(os.sched_getaffinity(0)), 8))
 
@@ -315,7 +334,12 @@ def ingest(
     # Worker processes cost about a second to start: not worth it for a single batch.
     executor: Executor = (
         _Inline() if workers <= 1 or second is None
-        else ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        else ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
     )
     fetcher = ThreadPoolExecutor(fetch_threads) if fetch_threads else None
     in_flight: dict[Future[BatchResult], list[Item]] = {}
