@@ -22,9 +22,11 @@ peak RSS <= 1 GB.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -114,19 +116,30 @@ print(json.dumps({"seconds": detect_seconds, "signins_seconds": time.perf_counte
 """
 
 
+def layout_version() -> str:
+    """A hash of the code that decides the dataset's layout: a cached dataset is re-ingested when it changes."""
+    digest = hashlib.sha256()
+    for path in sorted([*(ROOT / "analyzer" / "ingest").glob("*.py"), *(ROOT / "analyzer" / "store").glob("*.py"),
+                        ROOT / "analyzer" / "schema.py"]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def dataset(events: int) -> Path:
-    """The corpus ingested with ``analyzer ingest`` (cached)."""
+    """The corpus ingested with ``analyzer ingest`` (cached while the ingest and store code are unchanged)."""
     root = corpus(events)
     data = OUT / f"detect-data-{events}"
     done = data / ".bench-complete"
-    if not done.exists():
-        print(f"ingesting {root} into {data} ...", flush=True)
+    version = layout_version()
+    if not done.exists() or done.read_text().strip() != version:
+        shutil.rmtree(data, ignore_errors=True)
+        print(f"ingesting {root} into {data} (layout {version}) ...", flush=True)
         result = run([sys.executable, "-m", "analyzer", "ingest", str(root), "--data", str(data), "--quiet"],
-                     cwd=ROOT)
+                     cwd=ROOT, stdout=subprocess.DEVNULL)
         if result.returncode not in (0, 4):
             raise SystemExit(f"ingest failed with exit {result.returncode}")
         print(f"ingested in {result.seconds:.0f} s (peak RSS {result.peak_rss_mb:.0f} MB)", flush=True)
-        done.write_text("ok\n")
+        done.write_text(version + "\n")
     return data
 
 
@@ -218,14 +231,16 @@ def layout_experiment(data: Path, events: int) -> None:
     import duckdb
 
     copy = OUT / f"detect-compact-{events}"
-    if not (copy / ".bench-complete").exists():
+    done = copy / ".bench-complete"
+    if not done.exists() or done.read_text().strip() != layout_version():
+        shutil.rmtree(copy, ignore_errors=True)
         print(f"writing a compacted, sorted copy to {copy} ...", flush=True)
         con = duckdb.connect()
         con.execute("set enable_progress_bar = false")
         con.execute(f"copy (select * from read_parquet('{data}/event_date=*/*.parquet', hive_partitioning = true) "
                     f"order by event_date, eventSource, eventName) to '{copy}' "
                     "(format parquet, partition_by (event_date), compression zstd, overwrite_or_ignore)")
-        (copy / ".bench-complete").write_text("ok\n")
+        done.write_text(layout_version() + "\n")
     result = json.loads(subprocess.run([sys.executable, "-c", LAYOUT_EXPERIMENT, str(data), str(copy)], check=True,
                                        capture_output=True, text=True, cwd=ROOT).stdout)
     files = len(list(copy.rglob("*.parquet")))

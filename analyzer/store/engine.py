@@ -54,6 +54,7 @@ def connect(
     """
     con = con or duckdb.connect()
     con.execute("set TimeZone = 'UTC'")  # CloudTrail times are UTC; naive literals must be read as UTC too
+    con.execute("set enable_progress_bar = false")  # DuckDB would draw it on stdout, even into a pipe
     if memory_limit:
         con.execute(f"set memory_limit = {_quote(memory_limit)}")
     if threads:
