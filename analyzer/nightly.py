@@ -25,8 +25,6 @@ A crash anywhere before step 5 leaves the next run's default window where it was
 from __future__ import annotations
 
 import fcntl
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +41,7 @@ from analyzer.alerts.state import DEFAULT_GROWTH, AlertState, TrackedAlert
 from analyzer.detect import Allowlist, Catalogue, DetectionRun, run_detections
 from analyzer.detect.params import Overrides
 from analyzer.errors import AnalyzerError, ExitCode
+from analyzer.files import write_text_atomic
 from analyzer.ingest import IngestStats, ingest
 from analyzer.sources.local import walk
 from analyzer.sources.pull import PullResult, pull
@@ -175,24 +174,7 @@ def report_stem(until: datetime) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Via a temporary file in the same folder and a rename: a reader never sees half a report."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise AnalyzerError(f"{path}: cannot write the report: {exc.strerror or exc}") from exc
+    write_text_atomic(path, text, make_parents=True)
 
 
 @contextmanager

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,6 +32,7 @@ from analyzer.detect import (
     run_detections,
 )
 from analyzer.errors import AnalyzerError, ExitCode
+from analyzer.files import write_text_atomic
 from analyzer.store import connect
 
 DETECT_EXIT_CODES = (
@@ -60,24 +60,8 @@ def _usage(option: str, exc: Exception) -> typer.BadParameter:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename: readers never see half a report."""
-    path = path.expanduser()
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise AnalyzerError(f"{path}: cannot write the report: {exc.strerror or exc}") from exc
+    """Write a report atomically (the output folder must exist)."""
+    write_text_atomic(path, text)
 
 
 def _cli_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
