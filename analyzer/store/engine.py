@@ -8,7 +8,7 @@ whole partitions before any file is opened.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 import duckdb
@@ -54,7 +54,8 @@ def connect(
     """
     con = con or duckdb.connect()
     con.execute("set TimeZone = 'UTC'")  # CloudTrail times are UTC; naive literals must be read as UTC too
-    con.execute("set enable_progress_bar = false")  # DuckDB would draw it on stdout, even into a pipe
+    with suppress(duckdb.InvalidInputException):  # in Jupyter, DuckDB refuses to touch the setting
+        con.execute("set enable_progress_bar = false")  # elsewhere it would draw on stdout, even into a pipe
     if memory_limit:
         con.execute(f"set memory_limit = {_quote(memory_limit)}")
     if threads:
