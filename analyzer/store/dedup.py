@@ -10,6 +10,7 @@ function of the data, so it never depends on ingest order.
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 
 import duckdb
@@ -20,7 +21,10 @@ from analyzer.store.dataset import Dataset
 
 def refresh_duplicates(dataset: Dataset, con: duckdb.DuckDBPyConnection | None = None) -> int:
     """Recompute the duplicate index of every partition marked stale; returns duplicate rows."""
-    con = con or duckdb.connect()
+    if con is None:
+        con = duckdb.connect()
+        with suppress(duckdb.InvalidInputException):  # Jupyter refuses; elsewhere it would draw on stdout
+            con.execute("set enable_progress_bar = false")
     total = 0
     for day in dataset.manifest.stale_partitions():
         files = sorted(str(p) for p in dataset.layout.partition(day).glob("*.parquet"))
