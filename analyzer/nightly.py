@@ -173,10 +173,6 @@ def report_stem(until: datetime) -> str:
     return f"report-{utc(until):%Y-%m-%dT%H%MZ}"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    write_text_atomic(path, text, make_parents=True)
-
-
 @contextmanager
 def _nightly_lock(data: Path) -> Iterator[None]:
     """One nightly run per dataset at a time (a slow run must not overlap the next night's)."""
@@ -309,8 +305,8 @@ def _run(
     folder = Path(report_dir).expanduser() if report_dir else Layout(data).internal / REPORTS_DIR
     stem = report_stem(until)
     reports = [folder / f"{stem}.html", folder / f"{stem}.md"]
-    _write_atomic(reports[0], render(report, "html"))
-    _write_atomic(reports[1], render(report, "markdown"))
+    write_text_atomic(reports[0], render(report, "html"), make_parents=True)
+    write_text_atomic(reports[1], render(report, "markdown"), make_parents=True)
 
     # 4. record and notify
     tracked = state.record(run.alerts, subscribers={n.name: n.min_severity for n in notifiers}, now=now,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 
 from analyzer.errors import AnalyzerError, ExitCode
+from analyzer.timespec import parse_timespec
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 error; 2 usage error; 3 findings at or above --fail-on; "
@@ -55,3 +57,21 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
         return func
 
     return decorate
+
+
+def time_option(option: str, value: str | None, now: datetime) -> datetime | None:
+    """A ``--since``/``--until`` value (ISO or an age such as ``36h``), as a usage error when wrong."""
+    if value is None:
+        return None
+    try:
+        return parse_timespec(value, now=now)
+    except AnalyzerError as exc:
+        raise typer.BadParameter(str(exc), param_hint=f"'{option}'") from None
+
+
+def config_strings(value: Any) -> list[str]:
+    """A configuration value that may be one string or a list of them."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+

@@ -150,8 +150,7 @@ def detect_command(
     start, end = _cli_window(since, until)
     catalogue = load_catalogue()
     overrides = _cli_overrides(catalogue, only, param)
-    con = connect(data)
-    con.execute("set enable_progress_bar = false")  # DuckDB draws it on stdout, even into a pipe or file
+    con = connect(data)  # connect() already keeps DuckDB's progress bar off stdout
     try:
         run = run_detections(
             con, since=start, until=end, only=only,

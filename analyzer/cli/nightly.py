@@ -12,13 +12,13 @@ from typing import Annotated, Any
 import typer
 
 from analyzer.alerts.notify import notifiers_from_config, parse_topic_arn
-from analyzer.cli.app import DataOption, QuietOption, command, stderr, stdout
+from analyzer.cli.app import DataOption, QuietOption, command, config_strings, stderr, stdout, time_option
 from analyzer.cli.detect import ConfigOption, Severity
 from analyzer.cli.ingest import print_summary
 from analyzer.cli.progress import ingest_progress
 from analyzer.cli.pull import pull_progress
 from analyzer.config import load_config
-from analyzer.detect import Allowlist, params_from_config, parse_timespec
+from analyzer.detect import Allowlist, params_from_config
 from analyzer.errors import AnalyzerError
 from analyzer.ingest import IngestStats
 from analyzer.nightly import NightlyResult, NightlySettings, parse_duration, run_nightly
@@ -32,19 +32,6 @@ NIGHTLY_EXIT_CODES = (
 MAX_PRINTED_PROBLEMS = 50
 
 
-def _strings(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
-
-
-def _time(option: str, value: str | None, now: datetime) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_timespec(value, now=now)
-    except AnalyzerError as exc:
-        raise typer.BadParameter(str(exc), param_hint=f"'{option}'") from None
 
 
 def _source(given: str | None, config: dict[str, Any]) -> str:
@@ -154,7 +141,7 @@ def nightly_command(
     settings_file = load_config(config)
     settings = NightlySettings.from_config(settings_file)
     now = datetime.now(UTC)
-    start, end = _time("--since", since, now), _time("--until", until, now)
+    start, end = time_option("--since", since, now), time_option("--until", until, now)
     if start and end and start >= end:
         raise typer.BadParameter("--since must be before --until", param_hint="'--since'")
     overrides: dict[str, Any] = {}
@@ -186,8 +173,8 @@ def nightly_command(
     if where.startswith("s3://"):
         origin = S3Source.connect(
             where, profile=pull_config.get("profile"), endpoint_url=pull_config.get("endpoint_url"),
-            workers=settings.fetch_threads, accounts=_strings(pull_config.get("accounts")),
-            regions=_strings(pull_config.get("regions")), org_id=pull_config.get("org_id"),
+            workers=settings.fetch_threads, accounts=config_strings(pull_config.get("accounts")),
+            regions=config_strings(pull_config.get("regions")), org_id=pull_config.get("org_id"),
         )
         origin.check()
     else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,15 +11,22 @@ import typer
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from analyzer.cli.app import EXIT_CODES_HELP, DataOption, QuietOption, command, stderr, stdout
+from analyzer.cli.app import (
+    EXIT_CODES_HELP,
+    DataOption,
+    QuietOption,
+    command,
+    config_strings,
+    stderr,
+    stdout,
+    time_option,
+)
 from analyzer.cli.ingest import print_summary
 from analyzer.config import load_config
-from analyzer.errors import AnalyzerError
 from analyzer.ingest import IngestStats
 from analyzer.sources.pull import PullResult, pull
 from analyzer.sources.s3 import DEFAULT_WORKERS, S3Source
 from analyzer.sources.window import utcnow
-from analyzer.timespec import parse_timespec
 
 MAX_PRINTED_PROBLEMS = 50
 
@@ -62,20 +68,6 @@ def pull_progress(enabled: bool, source: S3Source) -> Iterator[Callable[[IngestS
         yield update
 
 
-def _time(option: str, value: str | None, now: datetime) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_timespec(value, now=now)
-    except AnalyzerError as exc:
-        raise typer.BadParameter(str(exc), param_hint=option) from None
-
-
-def _strings(value: Any) -> list[str]:
-    """A configuration value that may be one string or a list of them."""
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
 def _count(n: int, noun: str) -> str:
@@ -157,14 +149,15 @@ def pull_command(
                                      param_hint="s3://BUCKET[/PREFIX]")
         url = f"s3://{config['bucket']}/{str(config.get('prefix', '')).strip('/')}"
     now = utcnow()
-    start, end = _time("--since", since, now), _time("--until", until, now)
+    start, end = time_option("--since", since, now), time_option("--until", until, now)
     if start and end and start >= end:
         raise typer.BadParameter("--since must be before --until", param_hint="--since")
     threads = workers or int(config.get("workers", DEFAULT_WORKERS))
     source = S3Source.connect(
         url, profile=profile or config.get("profile"), endpoint_url=endpoint_url or config.get("endpoint_url"),
-        workers=threads, accounts=account or _strings(config.get("accounts")),
-        regions=region or _strings(config.get("regions")), org_id=org_id or config.get("org_id"), keep_raw=keep_raw,
+        workers=threads, accounts=account or config_strings(config.get("accounts")),
+        regions=region or config_strings(config.get("regions")), org_id=org_id or config.get("org_id"),
+        keep_raw=keep_raw,
     )
     source.check()
     with pull_progress(not quiet, source) as progress:

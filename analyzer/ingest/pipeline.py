@@ -199,13 +199,18 @@ class _Chunk:
         self.builder = TableBuilder()
         self.objects: list[tuple[str, Decoded]] = []
 
+    def _take(self) -> tuple[TableBuilder, list[tuple[str, Decoded]]]:
+        """Hand over what was added and start empty."""
+        taken = self.builder, self.objects
+        self.builder, self.objects = TableBuilder(), []
+        return taken
+
     def add(self, uri: str, decoded: Decoded) -> None:
         self.builder.add(uri, decoded)
         self.objects.append((uri, decoded))
 
     def finish(self, quarantine: list[dict[str, Any]]) -> Iterator[tuple[pa.Table | None, list[tuple[str, str]]]]:
-        objects, builder = self.objects, self.builder
-        self.__init__()  # type: ignore[misc]
+        builder, objects = self._take()
         if not objects:
             return
         try:

@@ -105,11 +105,9 @@ class Dataset:
 
     def __init__(self, root: Path | str, *, create: bool = True) -> None:
         self.layout = Layout(Path(root))
-        if not self.layout.internal.exists():
-            if not create:
-                raise AnalyzerError(f"{root}: no analyzer dataset here (run `analyzer ingest` first)")
-            self.layout.create()
-        self.layout.create()
+        if not create and not self.layout.internal.exists():
+            raise AnalyzerError(f"{root}: no analyzer dataset here (run `analyzer ingest` first)")
+        self.layout.create()  # also restores folders a user may have removed
         self.manifest = Manifest(self.layout.manifest)
         self._lock: IO[str] | None = None
 

@@ -10,21 +10,20 @@ function of the data, so it never depends on ingest order.
 from __future__ import annotations
 
 import os
-from contextlib import suppress
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 
 from analyzer.store.dataset import Dataset
+from analyzer.store.engine import silence_progress_bar
 
 
 def refresh_duplicates(dataset: Dataset, con: duckdb.DuckDBPyConnection | None = None) -> int:
     """Recompute the duplicate index of every partition marked stale; returns duplicate rows."""
     if con is None:
         con = duckdb.connect()
-        with suppress(duckdb.InvalidInputException):  # Jupyter refuses; elsewhere it would draw on stdout
-            con.execute("set enable_progress_bar = false")
+        silence_progress_bar(con)
     total = 0
     for day in dataset.manifest.stale_partitions():
         files = sorted(str(p) for p in dataset.layout.partition(day).glob("*.parquet"))

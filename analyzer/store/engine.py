@@ -35,6 +35,12 @@ def _has_stale_partitions(layout: Layout) -> bool:
             return False
 
 
+def silence_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
+    """DuckDB draws its progress bar on stdout, even into a pipe; Jupyter refuses the setting."""
+    with suppress(duckdb.InvalidInputException):
+        con.execute("set enable_progress_bar = false")
+
+
 def _quote(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
@@ -54,8 +60,7 @@ def connect(
     """
     con = con or duckdb.connect()
     con.execute("set TimeZone = 'UTC'")  # CloudTrail times are UTC; naive literals must be read as UTC too
-    with suppress(duckdb.InvalidInputException):  # in Jupyter, DuckDB refuses to touch the setting
-        con.execute("set enable_progress_bar = false")  # elsewhere it would draw on stdout, even into a pipe
+    silence_progress_bar(con)
     if memory_limit:
         con.execute(f"set memory_limit = {_quote(memory_limit)}")
     if threads:
