@@ -27,6 +27,7 @@ from analyzer.errors import ExitCode
 from analyzer.ingest.columns import TableBuilder, build_table
 from analyzer.ingest.decode import Decoded, ObjectError, decode_parts
 from analyzer.sources.base import SourceObject, skip_reason
+from analyzer.store.compact import CompactStats, compact
 from analyzer.store.dataset import Dataset, WrittenFile, new_batch_id, write_batch, write_quarantine
 from analyzer.store.dedup import refresh_duplicates
 from analyzer.store.manifest import ObjectOutcome
@@ -57,6 +58,8 @@ class IngestStats:
     bytes_uncompressed: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    phase: str = "ingest"  # then "index duplicates", "compact DAY"
+    compaction: CompactStats | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
     skips: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
@@ -323,11 +326,14 @@ def ingest(
     fetch_threads: int = 0,
     batch_bytes: int = BATCH_BYTES,
     progress: Callable[[IngestStats], None] | None = None,
+    compact_partitions: bool = True,
 ) -> IngestStats:
     """Ingest ``objects`` into the dataset at ``data``; returns the run's counters.
 
     ``fetch_threads`` > 0 reads the objects in this process with that many threads (for remote
     sources whose clients must not cross into worker processes); otherwise workers read them.
+    With ``compact_partitions`` (the default) the day partitions the run touched are then merged
+    into large sorted files (:mod:`analyzer.store.compact`): slower ingest, much faster queries.
     """
     stats = IngestStats()
     workers = workers or default_workers()
@@ -363,7 +369,15 @@ def ingest(
                 progress(stats)
         while in_flight:
             _collect(in_flight, dataset, stats, progress)
+        executor.shutdown(wait=True)  # the workers' memory is free before the merge needs it
+        stats.phase = "index duplicates"
+        if progress:
+            progress(stats)
         stats.duplicates = refresh_duplicates(dataset)
+        if compact_partitions:
+            stats.compaction = compact(dataset, progress=lambda day, done, total: _compacting(stats, progress, day))
+            for partition, reason in stats.compaction.failures:
+                stats.note(stats.warnings, partition, f"not compacted (queries stay correct, only slower): {reason}")
     finally:
         for future in in_flight:
             future.cancel()
@@ -375,6 +389,12 @@ def ingest(
     if progress:
         progress(stats)
     return stats
+
+
+def _compacting(stats: IngestStats, progress: Callable[[IngestStats], None] | None, day: str) -> None:
+    stats.phase = f"compact {day}"
+    if progress:
+        progress(stats)
 
 
 def _collect(

@@ -33,6 +33,12 @@ create table if not exists batches (
     files text not null    -- JSON list of dataset-relative paths
 );
 create table if not exists stale_partitions (event_date text primary key);
+create table if not exists uncompacted_partitions (event_date text primary key);
+create table if not exists compactions (
+    id text primary key,
+    output text not null,  -- dataset-relative path of the merged file
+    inputs text not null   -- JSON list of the files it replaces
+);
 create table if not exists state (key text primary key, value text not null);
 """
 
@@ -97,9 +103,10 @@ class Manifest:
                     for o in outcomes
                 ],
             )
-            self.db.executemany(
-                "insert or ignore into stale_partitions(event_date) values (?)", [(p,) for p in partitions]
-            )
+            for table in ("stale_partitions", "uncompacted_partitions"):
+                self.db.executemany(
+                    f"insert or ignore into {table}(event_date) values (?)", [(p,) for p in partitions]  # noqa: S608
+                )
 
     def pending_batches(self) -> list[tuple[str, list[str]]]:
         rows = self.db.execute("select id, files from batches where status='pending'").fetchall()
@@ -113,6 +120,27 @@ class Manifest:
 
     def clear_stale(self, day: str) -> None:
         self.db.execute("delete from stale_partitions where event_date=?", (day,))
+
+    def uncompacted(self) -> list[str]:
+        return [row[0] for row in self.db.execute("select event_date from uncompacted_partitions order by 1")]
+
+    def mark_uncompacted(self, days: Iterable[str]) -> None:
+        self.db.executemany("insert or ignore into uncompacted_partitions(event_date) values (?)", [(d,) for d in days])
+
+    def clear_uncompacted(self, day: str) -> None:
+        self.db.execute("delete from uncompacted_partitions where event_date=?", (day,))
+
+    def begin_compaction(self, job: str, output: str, inputs: list[str]) -> None:
+        self.db.execute(
+            "insert into compactions(id, output, inputs) values (?, ?, ?)", (job, output, json.dumps(inputs))
+        )
+
+    def end_compaction(self, job: str) -> None:
+        self.db.execute("delete from compactions where id=?", (job,))
+
+    def pending_compactions(self) -> list[tuple[str, str, list[str]]]:
+        rows = self.db.execute("select id, output, inputs from compactions").fetchall()
+        return [(job, output, json.loads(inputs)) for job, output, inputs in rows]
 
     def objects(self, status: str | None = None) -> Iterator[sqlite3.Row]:
         self.db.row_factory = sqlite3.Row

@@ -1,0 +1,229 @@
+"""Compaction: rewrite a day partition's small files as one file sorted across the whole day.
+
+Why: every detection is a scan of ``events``, and DuckDB pays a fixed cost per file and per row
+group. An ingest leaves a day spread over tens of files (one per worker flush), each sorted on its
+own; the rows one detection wants (say ``signin.amazonaws.com``/``ConsoleLogin``) then sit in a
+row group of every file. Merged into one file sorted by (eventSource, eventName, eventTime), they
+sit in one or two large row groups. Measured on 5M events: the catalogue in 1.9 s instead of 4.2 s.
+
+How: the merge streams. Only the sort keys of the whole group are held in memory; their stable
+global order says how many rows each output row group takes from each input file, and because
+every input file is itself sorted, those rows are the next ones in that file. So each input row
+group is read once, and memory is a few row groups, not the day. (An unsorted input file still
+loses nothing: every row is taken exactly once and each output row group is sorted; only the
+clustering suffers.)
+
+Crash safety: the output is written to ``_analyzer/tmp/``, recorded in the manifest together with
+the files it replaces, then renamed into the partition; that rename is the commit point. The old
+files are removed next; a writer killed in between is rolled forward by :meth:`Dataset.recover`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import accumulate
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from analyzer.store.dataset import (
+    COMPRESSION,
+    DICTIONARY_COLUMNS,
+    SORT_KEYS,
+    Dataset,
+    fsync_path,
+    new_batch_id,
+)
+
+#: Rows per row group of a compacted file (measured on 5M events: 64k and 122k row groups scan
+#: alike; 64k halves the merge's memory).
+COMPACT_ROW_GROUP_ROWS = 65_536
+#: A compacted file holds at most this many rows, which bounds the merge's memory (the sort keys
+#: of one file's rows); files holding half of it or more are left as they are.
+COMPACT_FILE_ROWS = 2_000_000
+_KEY_COLUMNS = [name for name, _ in SORT_KEYS]
+
+
+@dataclass
+class CompactStats:
+    """What one compaction pass did."""
+
+    partitions: int = 0  # partitions examined
+    rewritten: int = 0  # files written
+    replaced: int = 0  # files they replaced
+    rows: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+
+@dataclass(frozen=True)
+class _Input:
+    path: Path
+    rows: int
+    row_groups: int
+
+
+def plan_groups(files: list[_Input]) -> list[list[_Input]]:
+    """Which files to merge together: the small ones, first-fit into files of at most
+    :data:`COMPACT_FILE_ROWS` rows. A lone file already in full-size row groups stays."""
+    small = [f for f in files if f.rows < COMPACT_FILE_ROWS // 2]
+    groups: list[list[_Input]] = []
+    sizes: list[int] = []
+    for item in sorted(small, key=lambda f: -f.rows):
+        for index, size in enumerate(sizes):
+            if size + item.rows <= COMPACT_FILE_ROWS:
+                groups[index].append(item)
+                sizes[index] += item.rows
+                break
+        else:
+            groups.append([item])
+            sizes.append(item.rows)
+    return [
+        sorted(group, key=lambda f: f.path.name)
+        for group in groups
+        if len(group) > 1 or group[0].row_groups > -(-group[0].rows // COMPACT_ROW_GROUP_ROWS)
+    ]
+
+
+class _Cursor:
+    """Reads one input file front to back, a row group at a time."""
+
+    def __init__(self, file: pq.ParquetFile) -> None:
+        self.file = file
+        self.next_group = 0
+        self.buffer: pa.Table | None = None
+
+    def take(self, rows: int) -> Iterator[pa.Table]:
+        while rows:
+            if self.buffer is None or self.buffer.num_rows == 0:
+                self.buffer = self.file.read_row_group(self.next_group)
+                self.next_group += 1
+            count = min(rows, self.buffer.num_rows)
+            yield self.buffer.slice(0, count)
+            self.buffer = self.buffer.slice(count)
+            rows -= count
+        if self.buffer is not None and self.buffer.num_rows == 0:
+            self.buffer = None  # let the row group go as soon as it is consumed
+
+
+def merge_sorted(paths: list[Path], output: Path) -> int:
+    """Merge sorted Parquet files into one sorted file at ``output``; returns its row count."""
+    files = [pq.ParquetFile(path) for path in paths]
+    keys = pa.concat_tables(
+        file.read(columns=_KEY_COLUMNS).append_column(
+            "_file", pa.repeat(pa.scalar(index, pa.int32()), file.metadata.num_rows)
+        )
+        for index, file in enumerate(files)
+    )
+    # A stable sort: ties keep file order, then row order, so each file is consumed front to back.
+    order = pc.sort_indices(keys, sort_keys=SORT_KEYS)
+    from_file = keys["_file"].take(order).combine_chunks()
+    first_row = list(accumulate((f.metadata.num_rows for f in files), initial=0))
+    del keys
+
+    cursors = [_Cursor(file) for file in files]
+    consumed = [0] * len(files)
+    writer = pq.ParquetWriter(
+        output, files[0].schema_arrow, compression=COMPRESSION, use_dictionary=DICTIONARY_COLUMNS,
+        write_statistics=True,
+    )
+    # The writer encodes one row group while this thread reads and orders the next (both release the GIL).
+    with ThreadPoolExecutor(1, thread_name_prefix="compact-writer") as pool:
+        pending: Future[None] | None = None
+        for start in range(0, len(order), COMPACT_ROW_GROUP_ROWS):
+            chunk_files = from_file.slice(start, COMPACT_ROW_GROUP_ROWS)
+            counts = pc.value_counts(chunk_files)
+            pieces: list[pa.Table] = []
+            offset_of = [0] * len(files)  # where file f's rows start in the concatenated pieces
+            offset = 0
+            for index, count in sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
+                                           strict=True)):
+                offset_of[index] = offset
+                pieces.extend(cursors[index].take(count))
+                offset += count
+            # Row g (global) of file f sits at offset_of[f] + (g - first_row[f] - consumed[f]) in the pieces.
+            shift = pa.array([first_row[f] + consumed[f] - offset_of[f] for f in range(len(files))], pa.int64())
+            local = pc.subtract(order.slice(start, COMPACT_ROW_GROUP_ROWS).cast(pa.int64()),
+                                shift.take(chunk_files))
+            for index, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
+                                    strict=True):
+                consumed[index] += count
+            row_group = pa.concat_tables(pieces).take(local)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writer.write_table, row_group, COMPACT_ROW_GROUP_ROWS)
+        if pending is not None:
+            pending.result()
+    writer.close()
+    return len(order)
+
+
+def _inputs(partition: Path) -> list[_Input]:
+    inputs = []
+    for path in sorted(partition.glob("*.parquet")):
+        metadata = pq.read_metadata(path)
+        inputs.append(_Input(path, metadata.num_rows, metadata.num_row_groups))
+    return inputs
+
+
+def compact_partition(dataset: Dataset, day: str, stats: CompactStats) -> None:
+    """Compact one day partition (the caller holds the writer lock)."""
+    partition = dataset.layout.partition(day)
+    for group in plan_groups(_inputs(partition)):
+        job = new_batch_id()
+        tmp_dir = dataset.tmp_dir(job)
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f"part-{job}-compacted-{day}.parquet"
+        rows = merge_sorted([item.path for item in group], tmp)
+        expected = sum(item.rows for item in group)
+        if rows != expected:  # cannot happen; never swap files on a miscount
+            raise RuntimeError(f"compacting {partition}: wrote {rows} rows for {expected}")
+        fsync_path(tmp)
+        final = partition / tmp.name
+        dataset.manifest.begin_compaction(
+            job, str(final.relative_to(dataset.root)), [str(item.path.relative_to(dataset.root)) for item in group]
+        )
+        os.replace(tmp, final)  # the commit point
+        fsync_path(partition)
+        dataset.finish_compaction(job)
+        tmp_dir.rmdir()
+        stats.rewritten += 1
+        stats.replaced += len(group)
+        stats.rows += rows
+
+
+def compact(
+    dataset: Dataset,
+    days: list[str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CompactStats:
+    """Compact the partitions an ingest touched (or ``days``); a failure is reported, not raised.
+
+    The caller holds the writer lock. ``progress(day, done, total)`` is called before each partition.
+    """
+    stats = CompactStats()
+    days = dataset.manifest.uncompacted() if days is None else days
+    for done, day in enumerate(days):
+        if progress:
+            progress(day, done, len(days))
+        stats.partitions += 1
+        try:
+            compact_partition(dataset, day, stats)
+        except (OSError, pa.ArrowException, RuntimeError) as exc:
+            # The partition keeps its files (still correct, only slower); the next run retries it.
+            stats.failures.append((str(dataset.layout.partition(day)), f"{type(exc).__name__}: {exc}"))
+            continue
+        dataset.manifest.clear_uncompacted(day)
+    stats.finished = time.monotonic()
+    return stats
