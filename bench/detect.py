@@ -75,29 +75,6 @@ print(json.dumps({"seconds": time.perf_counter() - started, "alerts": result.ale
                   "counts": result.counts, "durations": result.durations}))
 """
 
-#: The same catalogue on a copy of the dataset rewritten as one file per partition, rows sorted by
-#: (eventSource, eventName): what the store's layout costs (a what-if for the store, not our data path).
-LAYOUT_EXPERIMENT = r"""
-import json, sys, time
-import duckdb
-from analyzer.alerts import console_signins
-from analyzer.detect import run_detections
-data, copy = sys.argv[1], sys.argv[2]
-con = duckdb.connect()
-con.execute("set enable_progress_bar = false")
-con.execute(f"create view events_all as select * from read_parquet('{copy}/*/*.parquet', hive_partitioning = true)")
-con.execute(f"create view events as select e.* from events_all e anti join "
-            f"read_parquet('{data}/_analyzer/duplicates/*.parquet') d using (source_object, record_index)")
-best = None
-for _ in range(2):
-    started = time.perf_counter()
-    result = run_detections(con)
-    console_signins(con)
-    seconds = time.perf_counter() - started
-    best = seconds if best is None else min(best, seconds)
-print(json.dumps({"seconds": best, "alerts": result.alerts.height, "durations": result.durations}))
-"""
-
 PROFILE = r"""
 import json, sys, time
 from analyzer.alerts import console_signins
@@ -138,9 +115,18 @@ def dataset(events: int) -> Path:
                      cwd=ROOT, stdout=subprocess.DEVNULL)
         if result.returncode not in (0, 4):
             raise SystemExit(f"ingest failed with exit {result.returncode}")
-        print(f"ingested in {result.seconds:.0f} s (peak RSS {result.peak_rss_mb:.0f} MB)", flush=True)
+        print(f"ingested (and compacted) in {result.seconds:.0f} s (peak RSS {result.peak_rss_mb:.0f} MB)", flush=True)
         done.write_text(version + "\n")
     return data
+
+
+def layout(data: Path) -> str:
+    """How the dataset is laid out: what each scan pays for (files and row groups)."""
+    import pyarrow.parquet as pq
+
+    files = sorted(data.glob("event_date=*/*.parquet"))
+    groups = sum(pq.read_metadata(f).num_row_groups for f in files)
+    return f"{len(files)} files, {groups} row groups"
 
 
 def line(label: str, result: Run, extra: str = "") -> None:
@@ -154,13 +140,11 @@ def main() -> None:
     parser.add_argument("--raw-fraction", type=float, default=0.02, help="share of the objects read raw (0..1]")
     parser.add_argument("--raw-timeout", type=float, default=900.0, help="seconds before the raw run is stopped")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--layout-experiment", action="store_true",
-                        help="also time the catalogue on a compacted, sorted copy of the dataset")
     args = parser.parse_args()
 
     data = dataset(args.events)
     files = gz_files(corpus(args.events))
-    print(f"\n{args.events:,} events in {len(files):,} objects; dataset {data}; {cpu_note()}, "
+    print(f"\n{args.events:,} events in {len(files):,} objects; dataset {data} ({layout(data)}); {cpu_note()}, "
           f"load average {os.getloadavg()[0]:.1f} at start", flush=True)
 
     report = OUT / "detect-report.json"
@@ -188,9 +172,6 @@ def main() -> None:
           f"{profile['signins_seconds']:.2f} s ({profile['signins']:,} sign-ins)")
     for det_id, seconds in sorted(profile["durations"].items(), key=lambda kv: -kv[1]):
         print(f"    {det_id:<32} {seconds:6.2f} s  {profile['counts'][det_id]:>5} alerts")
-
-    if args.layout_experiment:
-        layout_experiment(data, args.events)
 
     step = max(1, round(1 / args.raw_fraction))
     subset = files[::step]
@@ -224,30 +205,6 @@ def main() -> None:
     print(f"\nanalyzer detect: {ours.seconds:.2f} s (target <= 4 s), peak RSS {ours.peak_rss_mb:.0f} MB "
           f"(target <= 1024 MB); raw JSON {'~' if step > 1 else ''}{estimated:.0f} s; "
           f"ratio {'~' if step > 1 else ''}{estimated / ours.seconds:.0f}x (target >= 50x)")
-
-
-def layout_experiment(data: Path, events: int) -> None:
-    """Time the catalogue on one-file-per-partition, (eventSource, eventName)-sorted Parquet."""
-    import duckdb
-
-    copy = OUT / f"detect-compact-{events}"
-    done = copy / ".bench-complete"
-    if not done.exists() or done.read_text().strip() != layout_version():
-        shutil.rmtree(copy, ignore_errors=True)
-        print(f"writing a compacted, sorted copy to {copy} ...", flush=True)
-        con = duckdb.connect()
-        con.execute("set enable_progress_bar = false")
-        con.execute(f"copy (select * from read_parquet('{data}/event_date=*/*.parquet', hive_partitioning = true) "
-                    f"order by event_date, eventSource, eventName) to '{copy}' "
-                    "(format parquet, partition_by (event_date), compression zstd, overwrite_or_ignore)")
-        done.write_text(layout_version() + "\n")
-    result = json.loads(subprocess.run([sys.executable, "-c", LAYOUT_EXPERIMENT, str(data), str(copy)], check=True,
-                                       capture_output=True, text=True, cwd=ROOT).stdout)
-    files = len(list(copy.rglob("*.parquet")))
-    print(f"  what-if layout ({files} files, sorted by eventSource, eventName): catalogue + MFA summary "
-          f"{result['seconds']:.2f} s in-process, {result['alerts']} alerts; slowest: " + ", ".join(
-              f"{k} {v:.2f} s" for k, v in sorted(result["durations"].items(), key=lambda kv: -kv[1])[:3]),
-          flush=True)
 
 
 def _events_in(files: list[Path]) -> int:

@@ -4,7 +4,8 @@
 
 Generates (and caches under bench/out/) a corpus of many small gzipped CloudTrail files, then in
 one run, on the same files: `zcat` to /dev/null on both cores (the floor), `analyzer ingest`
-end to end (a fresh dataset, the whole process tree's peak RSS sampled), and the one-liner a user
+end to end (a fresh dataset, the whole process tree's peak RSS sampled; then again with
+`--no-compact`, to show what merging the days into sorted files costs), and the one-liner a user
 would write instead: DuckDB read_json over the glob, unnest(Records), COPY to Parquet partitioned
 by date (with ignore_errors, which auto-detection needs on heterogeneous CloudTrail: without it,
 it fails on a requestID it sampled as a UUID, or on keys that differ only by case). A second,
@@ -35,9 +36,9 @@ con.execute(f'''
 """
 
 
-def ingest_run(root: Path, data: Path) -> Run:
+def ingest_run(root: Path, data: Path, *options: str) -> Run:
     shutil.rmtree(data, ignore_errors=True)
-    return run([sys.executable, "-m", "analyzer", "ingest", str(root), "--data", str(data), "--quiet"])
+    return run([sys.executable, "-m", "analyzer", "ingest", str(root), "--data", str(data), "--quiet", *options])
 
 
 def report(label: str, result: Run, events: int, megabytes: float) -> None:
@@ -58,6 +59,10 @@ def measure(events: int, *, duckdb: bool) -> Run:
     ours = ingest_run(root, OUT / "ingest-data")
     report("analyzer ingest", ours, events, megabytes)
     print(f"{'':<28} ingest reaches {floor.seconds / ours.seconds:.0%} of the decompression floor's speed")
+    loose = ingest_run(root, OUT / "ingest-data", "--no-compact")
+    report("analyzer ingest --no-compact", loose, events, megabytes)
+    print(f"{'':<28} compacting the days afterwards costs {ours.seconds - loose.seconds:.1f} s "
+          f"({ours.seconds / loose.seconds - 1:.0%} of the ingest)")
     if duckdb:
         target = OUT / "duckdb-data"
         shutil.rmtree(target, ignore_errors=True)

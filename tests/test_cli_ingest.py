@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hashlib import sha256
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -53,3 +54,29 @@ def test_schema_lists_every_column(runner: CliRunner) -> None:
     for field in SCHEMA:
         assert f"\n{field.name}: " in "\n" + result.output
     assert "  mfaAuthenticated: string" in result.output and "requestParameters: json" in result.output
+
+
+def test_no_compact_then_compact_command(runner: CliRunner, tmp_path: Path) -> None:
+    for n in range(3):
+        write_log(tmp_path / "in", log_key(n, f"K{n}"),
+                  [record(n * 10 + i, requestParameters={"nonce": "".join(sha256(bytes([n, i, k])).hexdigest()
+                                                                          for k in range(4))})
+                   for i in range(10)])
+    assert all(p.stat().st_size > 1100 for p in (tmp_path / "in").rglob("*.gz"))  # one object per 0.001 MB batch
+    data = tmp_path / "d"
+    result = runner.invoke(app, ["ingest", str(tmp_path / "in"), "-d", str(data), "--batch-mb", "0.001",
+                                 "--workers", "1", "--no-compact"])
+    assert result.exit_code == 0 and "compacted" not in result.output
+    assert len(list(data.glob("event_date=*/*.parquet"))) == 3
+
+    result = runner.invoke(app, ["compact", "-d", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "compacted: 3 files into 1 in 1 day partition(s), 30 rows" in result.output
+    assert len(list(data.glob("event_date=*/*.parquet"))) == 1
+    result = runner.invoke(app, ["compact", "-d", str(data), "--all"])  # nothing left to do
+    assert result.exit_code == 0 and "compacted: 0 files into 0 in 1 day partition(s)" in result.output
+
+
+def test_compact_on_a_missing_dataset_is_one_clear_line(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["compact", "-d", str(tmp_path / "nothing")])
+    assert result.exit_code == 1 and "no analyzer dataset here" in result.output

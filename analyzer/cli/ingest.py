@@ -1,4 +1,4 @@
-"""`analyzer ingest`, `analyzer schema`, `analyzer quarantine`: local files into the dataset."""
+"""`analyzer ingest`, `analyzer compact`, `analyzer schema`, `analyzer quarantine`: local files into the dataset."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from typing import Annotated
 
 import typer
 
-from analyzer.cli.app import EXIT_CODES_HELP, DataOption, QuietOption, command, stdout
-from analyzer.cli.progress import ingest_progress
+from analyzer.cli.app import EXIT_CODES_HELP, DataOption, QuietOption, command, stderr, stdout
+from analyzer.cli.progress import compact_progress, ingest_progress
+from analyzer.errors import ExitCode
 from analyzer.ingest import IngestStats, ingest
 from analyzer.ingest.pipeline import BATCH_BYTES
 from analyzer.schema import describe
 from analyzer.sources.local import walk
 from analyzer.store import Dataset
+from analyzer.store.compact import CompactStats, compact
 
 
 def print_summary(stats: IngestStats) -> None:
@@ -33,8 +35,17 @@ def print_summary(stats: IngestStats) -> None:
         stdout.print(f"failed: {uri}: {reason}", markup=False)
     for uri, reason in stats.warnings:
         stdout.print(f"warning: {uri}: {reason}", markup=False)
+    if stats.compaction and stats.compaction.rewritten:
+        print_compaction(stats.compaction)
     if stats.quarantined:
         stdout.print("quarantined records are listed by `analyzer quarantine --data DIR`", markup=False)
+
+
+def print_compaction(stats: CompactStats) -> None:
+    stdout.print(
+        f"compacted: {stats.replaced:,} files into {stats.rewritten:,} in {stats.partitions:,} day partition(s), "
+        f"{stats.rows:,} rows in {stats.seconds:,.1f} s", markup=False,
+    )
 
 
 @command("ingest", epilog=EXIT_CODES_HELP)
@@ -47,6 +58,14 @@ def ingest_command(
     batch_mb: Annotated[
         float, typer.Option(help="Compressed input per worker batch (tuning: memory vs. file count).", min=0.001)
     ] = BATCH_BYTES / 2**20,
+    compact_partitions: Annotated[
+        bool,
+        typer.Option(
+            "--compact/--no-compact",
+            help="Merge each day the run touched into one sorted file afterwards (faster queries). "
+            "--no-compact leaves it to the next ingest or `analyzer compact`.",
+        ),
+    ] = True,
 ) -> None:
     """Ingest CloudTrail log files into the Parquet dataset.
 
@@ -57,13 +76,42 @@ def ingest_command(
     Example: analyzer ingest ./AWSLogs --data ./ctdata
     """
     with ingest_progress(not quiet) as progress:
-        stats = ingest(walk(paths), data, workers=workers, batch_bytes=int(batch_mb * 2**20), progress=progress)
+        stats = ingest(walk(paths), data, workers=workers, batch_bytes=int(batch_mb * 2**20), progress=progress,
+                       compact_partitions=compact_partitions)
     if not quiet:
         print_summary(stats)
         if verbose:
             for uri, reason in stats.skips:
                 stdout.print(f"skipped: {uri}: {reason}", markup=False)
     raise typer.Exit(stats.exit_code)
+
+
+@command("compact")
+def compact_command(
+    data: DataOption = Path("ctdata"),
+    all_days: Annotated[
+        bool, typer.Option("--all", help="Examine every day partition, not only those ingests left uncompacted.")
+    ] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Merge each day partition's small files into one file sorted for the detections.
+
+    Ingest does this by itself at the end of a run; run it after `ingest --no-compact`, or with
+    --all to re-examine a whole dataset. Safe to interrupt: the next writer finishes or undoes it.
+    Exit codes: 0 done; 1 error; 4 some days could not be merged (named; their data stays correct).
+
+    Example: analyzer compact --data ./ctdata
+    """
+    with Dataset(data, create=False) as dataset:
+        dataset.lock()
+        days = sorted(path.name.split("=", 1)[1] for path in dataset.root.glob("event_date=*")) if all_days else None
+        with compact_progress(not quiet) as progress:
+            stats = compact(dataset, days, progress=progress)
+    if not quiet:
+        print_compaction(stats)
+    for partition, reason in stats.failures:
+        stderr.print(f"not compacted: {partition}: {reason}", markup=False)
+    raise typer.Exit(ExitCode.PARTIAL if stats.failures else ExitCode.OK)
 
 
 @command("schema")
