@@ -181,8 +181,10 @@ class Catalogue(Mapping[str, Detection]):
 
 
 def default_queries_dir() -> Path:
-    """``queries/`` at the project root (next to the ``analyzer`` package)."""
-    return Path(__file__).resolve().parents[2] / "queries"
+    """The catalogue: ``analyzer/queries`` in an installed wheel, else ``queries/`` of the checkout."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "queries"
+    return installed if installed.is_dir() else package.parent / "queries"
 
 
 def sql_parameters(sql: str) -> set[str]:
