@@ -64,6 +64,17 @@ def test_top_principals_rank_by_severity_then_alerts() -> None:
     assert top[:2] == [("b", "critical", 1), ("a", "high", 2)]
 
 
+def test_a_user_named_by_failures_and_by_arn_is_one_principal() -> None:
+    rows = [alert(), alert(principal="alice", detection_id="console-login-failures", severity="medium"),
+            alert(principal="alice", account_id="444455556666"),  # another account's alice
+            alert(principal="arn:aws:iam::111122223333:role/alice", user_name="alice")]  # a role is not the user
+    top = summarize(pl.DataFrame(rows)).top_principals
+    assert sorted(top.select("principal", "alerts").rows()) == [
+        ("alice", 1), ("arn:aws:iam::111122223333:role/alice", 1), (ALICE, 2)]
+    assert top.filter(pl.col("principal") == ALICE)["detections"].to_list() == [
+        ["console-login-failures", "console-login-without-mfa"]]
+
+
 def test_hidden_principal_is_unknown() -> None:
     assert summarize(pl.DataFrame([alert(principal=None)])).top_principals["principal"].to_list() == ["(unknown)"]
 

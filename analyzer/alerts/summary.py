@@ -135,6 +135,29 @@ def signin_series(signins: pl.DataFrame, *, every: Literal["1d", "1h"] = "1d") -
     ).cast(_schema(schema | {"spike": pl.Boolean()}))
 
 
+#: An IAM user's or the root user's ARN: the principals that failed sign-ins name only by user name.
+_USER_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:(user/.+|root)$"
+
+
+def _one_name_per_user(alerts: pl.DataFrame) -> pl.DataFrame:
+    """A failed sign-in records only the user name (``victor``), a successful one the ARN: count
+    them as one principal (per account), shown by its ARN when any alert knows it."""
+    user_arn = pl.col("principal").str.contains(_USER_ARN)
+    same_user = (user_arn | (pl.col("principal") == pl.col("user_name"))) & pl.col("user_name").is_not_null()
+    keyed = alerts.with_columns(
+        pl.when(same_user)
+        .then(pl.concat_str([pl.col("account_id").fill_null(""), pl.lit("\0"), pl.col("user_name")]))
+        .otherwise(pl.col("principal"))
+        .alias("_who")
+    )
+    arns = keyed.filter(user_arn).group_by("_who").agg(pl.col("principal").min().alias("_arn"))
+    return (
+        keyed.join(arns, on="_who", how="left")
+        .with_columns(pl.coalesce("_arn", "principal").alias("principal"))
+        .drop("_who", "_arn")
+    )
+
+
 def _top(alerts: pl.DataFrame, key: str, limit: int) -> pl.DataFrame:
     ranked = alerts.with_columns(
         rank().alias("_rank")
@@ -232,7 +255,7 @@ def summarize(
         last_seen=frame["last_seen"].max() if frame.height else None,  # type: ignore[arg-type]
         by_detection=by_detection,
         by_severity=by_severity,
-        top_principals=_top(frame, "principal", top),
+        top_principals=_top(_one_name_per_user(frame), "principal", top),
         top_source_ips=_top(frame, "source_ip", top),
         mfa_coverage=mfa_coverage(signins) if signins is not None else None,
         signins=signin_series(signins, every=every) if signins is not None else None,
