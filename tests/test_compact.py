@@ -13,7 +13,7 @@ from analyzer import connect, ingest
 from analyzer.sources.local import walk
 from analyzer.store import Dataset
 from analyzer.store.compact import _Input, compact, merge_sorted, plan_groups
-from analyzer.store.dataset import LAYOUT_STATE, SORT_KEYS
+from analyzer.store.dataset import SORT_KEYS
 from analyzer.synth import write_corpus
 
 from records import log_key, record, write_log
@@ -171,15 +171,13 @@ def test_a_crash_during_compaction_is_repaired_by_the_next_writer(
     assert len([f for files in day_files(data).values() for f in files]) == 1
 
 
-def test_a_dataset_from_before_compaction_is_compacted_once(tmp_path: Path) -> None:
+def test_compact_all_examines_partitions_nobody_flagged(tmp_path: Path) -> None:
     data = _prepare(tmp_path)
-    with Dataset(data) as dataset:  # as an older version left it: no layout mark, nothing flagged
-        dataset.manifest.db.execute("delete from state where key = ?", (LAYOUT_STATE,))
+    with Dataset(data) as dataset:  # as a dataset written before compaction existed: nothing flagged
         dataset.manifest.db.execute("delete from uncompacted_partitions")
-    with Dataset(data) as dataset:
         dataset.lock()
-        assert dataset.manifest.uncompacted() == ["2026-11-20"]
-        stats = compact(dataset)
+        assert compact(dataset).partitions == 0
+        stats = compact(dataset, ["2026-11-20"])
     assert (stats.rewritten, stats.replaced) == (1, 4)
 
 

@@ -31,9 +31,6 @@ from analyzer.store.manifest import Manifest, ObjectOutcome
 #: Rows inside a partition are clustered by these columns (measured: row groups get skipped
 #: by the detections' eventSource/eventName filters), then by time.
 SORT_KEYS = [("eventSource", "ascending"), ("eventName", "ascending"), ("eventTime", "ascending")]
-#: The dataset layout this code writes; a dataset recorded with another is compacted once.
-LAYOUT_STATE = "layout"
-LAYOUT_VERSION = "sorted-day-files-v1"
 ROW_GROUP_ROWS = 4_096  # an ingest's own files; compaction rewrites them in large row groups
 COMPRESSION = "zstd"
 #: Dictionary-encode the repetitive columns only: trying it on unique IDs and JSON blobs wastes
@@ -156,12 +153,6 @@ class Dataset:
                 self.finish_compaction(job)
             else:
                 self.manifest.end_compaction(job)
-        if self.manifest.get_state(LAYOUT_STATE) != LAYOUT_VERSION:
-            # A dataset from before compaction existed: every partition is a candidate once.
-            self.manifest.mark_uncompacted(
-                path.name.split("=", 1)[1] for path in self.root.glob(f"{PARTITION_COLUMN}=*") if path.is_dir()
-            )
-            self.manifest.set_state(LAYOUT_STATE, LAYOUT_VERSION)
         if self.layout.tmp.exists():
             shutil.rmtree(self.layout.tmp)
         self.layout.tmp.mkdir(parents=True, exist_ok=True)
@@ -205,6 +196,10 @@ class Dataset:
         self.manifest.end_compaction(job)
 
     # -- reading ---------------------------------------------------------------------------------
+    def days(self) -> list[str]:
+        """Every day partition, oldest first."""
+        return sorted(path.name.split("=", 1)[1] for path in self.root.glob(f"{PARTITION_COLUMN}=*") if path.is_dir())
+
     def data_files(self) -> list[Path]:
         return sorted(self.root.glob(f"{PARTITION_COLUMN}=*/*.parquet"))
 

@@ -124,9 +124,6 @@ class Manifest:
     def uncompacted(self) -> list[str]:
         return [row[0] for row in self.db.execute("select event_date from uncompacted_partitions order by 1")]
 
-    def mark_uncompacted(self, days: Iterable[str]) -> None:
-        self.db.executemany("insert or ignore into uncompacted_partitions(event_date) values (?)", [(d,) for d in days])
-
     def clear_uncompacted(self, day: str) -> None:
         self.db.execute("delete from uncompacted_partitions where event_date=?", (day,))
 
