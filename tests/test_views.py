@@ -155,7 +155,8 @@ def test_hidden_user_name_is_not_a_principal(con: duckdb.DuckDBPyConnection) -> 
 
 
 def test_federated_sign_ins_are_marked(con: duckdb.DuckDBPyConnection) -> None:
-    assert signins(con, 5, "federated", "mfa_used") == ("SAML", False)
+    # MFAUsed says No, but the role session says mfaAuthenticated = true: that is MFA (as the detections read it)
+    assert signins(con, 5, "federated", "mfa_used") == ("SAML", True)
     assert signins(con, 6, "federated") == ("IdentityCenter",)
     assert signins(con, 1, "federated") == (None,)
 

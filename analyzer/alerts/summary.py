@@ -2,7 +2,7 @@
 
 Everything here returns Polars frames (notebooks use them directly; renderers only format them).
 The one exception to "alerts know no SQL" is :func:`console_signins`: MFA coverage is about every
-console sign-in, not only the ones that raised an alert, so it reads the ``events`` view.
+console sign-in, not only the ones that raised an alert, so it reads the ``signins`` view.
 """
 
 from __future__ import annotations
@@ -19,44 +19,27 @@ from analyzer.errors import AnalyzerError
 
 UNKNOWN = "(unknown)"
 
-#: One row per console sign-in in the window (ConsoleLogin success or failure), classified.
-#: ``mfa`` is with_mfa / without_mfa / unknown (no MFAUsed recorded) / federated (SAML or IAM
-#: Identity Center: MFA happens at the identity provider, so CloudTrail always says "No").
+#: One row per console sign-in in the window (ConsoleLogin success or failure), classified from
+#: the ``signins`` view (:mod:`analyzer.store.views`), so the summary and ad-hoc SQL agree.
+#: ``mfa`` is with_mfa / without_mfa / unknown (no MFAUsed recorded) / federated (SAML, IAM
+#: Identity Center or web identity: MFA happens at the identity provider, so CloudTrail says "No").
 SIGNINS_SQL = """
-with logins as (
-    select
-        timezone('UTC', eventTime) as event_time,
-        lower(json_extract_string(responseElements, '$.ConsoleLogin')) as outcome,
-        case when userIdentity.userName = 'HIDDEN_DUE_TO_SECURITY_REASONS' then null
-             else coalesce(userIdentity.arn, userIdentity.userName, userIdentity.onBehalfOf.userId,
-                           userIdentity.principalId)
-        end as principal,
-        userIdentity.type as identity_type,
-        coalesce(userIdentity.arn, '') as arn,
-        lower(json_extract_string(additionalEventData, '$.MFAUsed')) as mfa_used,
-        json_extract_string(additionalEventData, '$.SamlProviderArn') as saml_provider,
-        lower(userIdentity.sessionContext.attributes.mfaAuthenticated) as mfa_authenticated
-    from events
-    where eventSource = 'signin.amazonaws.com'
-      and eventName = 'ConsoleLogin'
-      and ($since_date is null or event_date >= $since_date)
-      and ($until_date is null or event_date <= $until_date)
-      and ($since is null or eventTime >= $since)
-      and ($until is null or eventTime < $until)
-)
 select
-    event_time,
-    outcome,
-    principal,
+    eventTime as event_time,
+    lower(outcome) as outcome,
+    coalesce(principal, user_name) as principal,
     case
-        when saml_provider is not null
-          or identity_type in ('SAMLUser', 'WebIdentityUser', 'IdentityCenterUser')
-          or (identity_type = 'AssumedRole' and contains(arn, 'AWSReservedSSO_')) then 'federated'
-        when mfa_used = 'yes' or mfa_authenticated = 'true' then 'with_mfa'
+        when federated is not null then 'federated'
+        when mfa_used then 'with_mfa'
         when mfa_used is null then 'unknown'
         else 'without_mfa'
     end as mfa
-from logins
+from signins
+where event_name = 'ConsoleLogin'
+  and ($since_date is null or event_date >= $since_date)
+  and ($until_date is null or event_date <= $until_date)
+  and ($since is null or eventTime >= $since)
+  and ($until is null or eventTime < $until)
 """
 
 MFA_BUCKETS: tuple[str, ...] = ("with_mfa", "without_mfa", "federated", "unknown")

@@ -24,8 +24,9 @@ identity_type      ``userIdentity.type`` (``IAMUser``, ``Root``, ``AssumedRole``
 event_name         ``ConsoleLogin`` or the Identity Center step
 outcome            ``Success`` / ``Failure``: ``responseElements.ConsoleLogin`` or
                    ``serviceEventDetails.<eventName>``; ``Failure`` when only an error is recorded
-mfa_used           boolean. ConsoleLogin: ``MFAUsed`` compared case-insensitively (``YES`` counts);
-                   NULL when not recorded (unknown is not "no"). Identity Center: true when
+mfa_used           boolean. ConsoleLogin: ``MFAUsed`` compared case-insensitively (``YES`` counts),
+                   or a session that says ``mfaAuthenticated = true``; NULL when not recorded
+                   (unknown is not "no"). Identity Center: true when
                    ``CredentialType`` names an MFA factor (TOTP, WEBAUTHN, EMAIL_OTP, RESYNC_TOTP);
                    false for a ``UserAuthentication`` by password alone; NULL otherwise
 federated          a ConsoleLogin through ``SAML``, ``IdentityCenter`` (``AWSReservedSSO_`` roles) or
@@ -101,6 +102,7 @@ with raw as (
         end as reported_outcome,
         errorCode is not null or errorMessage is not null as has_error,
         lower(json_extract_string(additionalEventData, '$.MFAUsed')) as mfa_flag,
+        lower(userIdentity.sessionContext.attributes.mfaAuthenticated) = 'true' as mfa_session,
         json_extract_string(additionalEventData, '$.SamlProviderArn') as saml_provider,
         json_extract_string(additionalEventData, '$.CredentialType') as credential_type,
         json_extract_string(additionalEventData, '$.AuthWorkflowID') as auth_workflow_id,
@@ -129,7 +131,7 @@ select
     coalesce(reported_outcome, case when has_error then 'Failure' end) as outcome,
     case
         when event_name = 'ConsoleLogin' then
-            case mfa_flag when 'yes' then true when 'no' then false end
+            case when mfa_flag = 'yes' or mfa_session then true when mfa_flag = 'no' then false end
         when list_has_any(factors, ['TOTP', 'WEBAUTHN', 'EMAIL_OTP', 'RESYNC_TOTP']) then true
         when event_name = 'UserAuthentication' and factors = ['PASSWORD'] then false
     end as mfa_used,
