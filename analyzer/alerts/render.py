@@ -1,16 +1,15 @@
-"""One entry point for every output format; each renderer is a pure function returning text."""
+"""One entry point for every output format; each renderer is a pure function returning text.
+
+The renderers are imported when used: the CLI imports :class:`Format` at start (start-up time).
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from analyzer.alerts.html import render_html
-from analyzer.alerts.markdown import render_markdown
-from analyzer.alerts.records import alert_json_lines, dumps, iso
-from analyzer.alerts.shape import by_urgency
-from analyzer.alerts.summary import Report
-from analyzer.alerts.terminal import render_table
+if TYPE_CHECKING:
+    from analyzer.alerts.summary import Report
 
 
 class Format(StrEnum):
@@ -25,11 +24,17 @@ class Format(StrEnum):
 
 def render_jsonl(report: Report) -> str:
     """One JSON object per alert, exactly the alert shape (for SIEMs); empty text when no alerts."""
+    from analyzer.alerts.records import alert_json_lines
+    from analyzer.alerts.shape import by_urgency
+
     return "".join(line + "\n" for line in alert_json_lines(by_urgency(report.alerts)))
 
 
 def render_json(report: Report) -> str:
     """One JSON document: the run (window, parameters), its summary and every alert."""
+    from analyzer.alerts.records import alert_json_lines, dumps, iso
+    from analyzer.alerts.shape import by_urgency
+
     document: dict[str, Any] = {
         "generated_at": iso(report.generated_at),
         "window": {"since": iso(report.since), "until": iso(report.until)},
@@ -52,12 +57,18 @@ def render(report: Report, fmt: Format | str = Format.table, *, width: int = 120
     """The report in ``fmt``; ``width``, ``color`` and ``alerts_only`` apply to the table only."""
     match Format(fmt):
         case Format.table:
+            from analyzer.alerts.terminal import render_table
+
             return render_table(report, width=width, color=color, alerts_only=alerts_only)
         case Format.json:
             return render_json(report)
         case Format.jsonl:
             return render_jsonl(report)
         case Format.markdown:
+            from analyzer.alerts.markdown import render_markdown
+
             return render_markdown(report)
         case Format.html:
+            from analyzer.alerts.html import render_html
+
             return render_html(report)

@@ -11,29 +11,23 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from analyzer.alerts import Format, Report, at_or_above, build_report, console_signins, render
+from analyzer.alerts import Format, render
 from analyzer.cli.app import DataOption, QuietOption, app, command, stderr, stdout
 from analyzer.config import load_config
-from analyzer.detect import (
-    SEVERITIES,
-    Allowlist,
-    Catalogue,
-    load_catalogue,
-    merge_overrides,
-    params_from_config,
-    parse_param_overrides,
-    parse_timespec,
-    resolve_params,
-    run_detections,
-)
+from analyzer.detect import SEVERITIES, parse_timespec
 from analyzer.errors import AnalyzerError, ExitCode
 from analyzer.files import write_text_atomic
-from analyzer.store import connect
+
+if TYPE_CHECKING:
+    from analyzer.alerts import Report
+    from analyzer.detect import Catalogue
+
+# The detection engine, Polars and DuckDB are imported by the commands that use them: start-up time.
 
 DETECT_EXIT_CODES = (
     "Exit codes: 0 no alert at or above --fail-on; 3 alerts at or above --fail-on (the prowler "
@@ -81,6 +75,8 @@ def _cli_window(since: str | None, until: str | None) -> tuple[datetime | None, 
 
 def _cli_overrides(catalogue: Catalogue, only: list[str] | None, param: list[str] | None) -> dict[str, Any]:
     """Check ``--only`` and ``--param`` against the catalogue (mistakes there are usage errors, exit 2)."""
+    from analyzer.detect import parse_param_overrides, resolve_params
+
     try:
         selected = catalogue.select(only)
     except AnalyzerError as exc:
@@ -145,6 +141,10 @@ def detect_command(
 
     Example: analyzer detect --data ./ctdata --since 7d --format html --output report.html
     """
+    from analyzer.alerts import at_or_above, build_report, console_signins
+    from analyzer.detect import Allowlist, load_catalogue, merge_overrides, params_from_config, run_detections
+    from analyzer.store import connect
+
     settings = load_config(config)
     severity = _fail_on(fail_on.value if fail_on else None, settings)
     start, end = _cli_window(since, until)
@@ -231,6 +231,7 @@ def detections_command(
     Example: analyzer detections --format json
     """
     from analyzer.cli.docs import catalogue_markdown, detection_dict  # docs imports the whole CLI: not at import
+    from analyzer.detect import load_catalogue
 
     if ctx.invoked_subcommand is not None:
         return
@@ -276,6 +277,7 @@ def detections_show_command(
     Example: analyzer detections show console-login-without-mfa
     """
     from analyzer.cli.docs import detection_text
+    from analyzer.detect import load_catalogue
 
     catalogue = load_catalogue()
     if detection_id not in catalogue:

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from analyzer.cli.app import EXIT_CODES_HELP, DataOption, QuietOption, command, stderr, stdout
-from analyzer.cli.progress import compact_progress, ingest_progress
 from analyzer.errors import ExitCode
-from analyzer.ingest import IngestStats, ingest
-from analyzer.ingest.pipeline import BATCH_BYTES
-from analyzer.schema import describe
 from analyzer.sources.local import walk
-from analyzer.store import Dataset
-from analyzer.store.compact import CompactStats, compact
+
+if TYPE_CHECKING:
+    from analyzer.ingest import IngestStats
+    from analyzer.store.compact import CompactStats
+
+# The ingest pipeline, the store and the progress bars are imported by the commands that use them: start-up time.
+
+#: analyzer.ingest.pipeline.BATCH_BYTES, for the option's default (tests/test_cli_startup.py checks they agree).
+BATCH_BYTES = 12 * 1024 * 1024
 
 
 def print_summary(stats: IngestStats) -> None:
@@ -75,6 +78,9 @@ def ingest_command(
 
     Example: analyzer ingest ./AWSLogs --data ./ctdata
     """
+    from analyzer.cli.progress import ingest_progress
+    from analyzer.ingest import ingest
+
     with ingest_progress(not quiet) as progress:
         stats = ingest(walk(paths), data, workers=workers, batch_bytes=int(batch_mb * 2**20), progress=progress,
                        compact_partitions=compact_partitions)
@@ -102,6 +108,10 @@ def compact_command(
 
     Example: analyzer compact --data ./ctdata
     """
+    from analyzer.cli.progress import compact_progress
+    from analyzer.store import Dataset
+    from analyzer.store.compact import compact
+
     with Dataset(data, create=False) as dataset:
         dataset.lock()
         days = sorted(path.name.split("=", 1)[1] for path in dataset.root.glob("event_date=*")) if all_days else None
@@ -120,6 +130,8 @@ def schema_command() -> None:
 
     Example: analyzer schema
     """
+    from analyzer.schema import describe
+
     stdout.print(describe(), markup=False)
 
 
@@ -132,6 +144,8 @@ def quarantine_command(
 
     Example: analyzer quarantine --data ./ctdata
     """
+    from analyzer.store import Dataset
+
     with Dataset(data, create=False) as dataset:
         count = 0
         for item in dataset.quarantined():

@@ -7,22 +7,22 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from analyzer.alerts.notify import notifiers_from_config, parse_topic_arn
 from analyzer.cli.app import DataOption, QuietOption, command, config_strings, stderr, stdout, time_option
 from analyzer.cli.detect import ConfigOption, Severity
 from analyzer.cli.ingest import print_summary
-from analyzer.cli.progress import ingest_progress
-from analyzer.cli.pull import pull_progress
 from analyzer.config import load_config
-from analyzer.detect import Allowlist, params_from_config
 from analyzer.errors import AnalyzerError
-from analyzer.ingest import IngestStats
-from analyzer.nightly import NightlyResult, NightlySettings, parse_duration, run_nightly
-from analyzer.sources.s3 import S3Source, make_session
+
+if TYPE_CHECKING:
+    from analyzer.ingest import IngestStats
+    from analyzer.nightly import NightlyResult
+    from analyzer.sources.s3 import S3Source
+
+# The nightly job (ingest pipeline, boto3, notifiers) is imported when it runs: start-up time.
 
 NIGHTLY_EXIT_CODES = (
     "Exit codes: 0 no new alert at or above --fail-on; 3 new alerts at or above --fail-on; 4 partial: some "
@@ -51,11 +51,13 @@ def _source(given: str | None, config: dict[str, Any]) -> str:
 
 @contextmanager
 def _progress(enabled: bool, source: S3Source | Path) -> Iterator[Callable[[IngestStats], None]]:
-    if isinstance(source, S3Source):
-        with pull_progress(enabled, source) as update:
+    from analyzer.cli.progress import ingest_progress, pull_progress
+
+    if isinstance(source, Path):
+        with ingest_progress(enabled) as update:
             yield update
     else:
-        with ingest_progress(enabled) as update:
+        with pull_progress(enabled, source) as update:
             yield update
 
 
@@ -138,6 +140,11 @@ def nightly_command(
       analyzer nightly --source ./AWSLogs --data ./ctdata --webhook-url-env SLACK_WEBHOOK_URL
       analyzer nightly --config /etc/analyzer.toml --quiet    # everything from [nightly], [pull], [notify.*]
     """
+    from analyzer.alerts.notify import notifiers_from_config, parse_topic_arn
+    from analyzer.detect import Allowlist, params_from_config
+    from analyzer.nightly import NightlySettings, parse_duration, run_nightly
+    from analyzer.sources.s3 import S3Source, make_session
+
     settings_file = load_config(config)
     settings = NightlySettings.from_config(settings_file)
     now = datetime.now(UTC)

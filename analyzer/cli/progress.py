@@ -1,14 +1,22 @@
-"""A rich progress bar on stderr for the ingest pipeline's counters."""
+"""Rich progress bars on stderr: the ingest pipeline's counters, a pull's S3 counters, compaction.
+
+Imported by the commands that show them, not at start: rich.progress takes a while to import.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from analyzer.cli.app import stderr
-from analyzer.ingest import IngestStats
+
+if TYPE_CHECKING:
+    from analyzer.ingest import IngestStats
+    from analyzer.sources.s3 import S3Source
 
 
 @contextmanager
@@ -38,6 +46,43 @@ def ingest_progress(enabled: bool, label: str = "ingest") -> Iterator[Callable[[
             )
             progress.update(task, total=stats.planned_objects or None, completed=stats.processed,
                             detail=detail)
+
+        yield update
+
+
+class _Live(ProgressColumn):
+    """Listing and download counters, read live (listing runs ahead of the pipeline's callbacks)."""
+
+    def __init__(self, source: S3Source, stats: list[IngestStats]) -> None:
+        super().__init__()
+        self.source = source
+        self.stats = stats
+
+    def render(self, task: Task) -> Text:
+        c = self.source.counters
+        events = self.stats[0].events if self.stats else 0
+        seconds = max(task.elapsed or 0.0, 1e-6)
+        return Text(
+            f"{c.objects_listed:,} listed · {c.objects_fetched:,} fetched ({c.bytes_fetched / 1e6:,.1f} MB) · "
+            f"{events:,} events · {events / seconds:,.0f} events/s"
+        )
+
+
+@contextmanager
+def pull_progress(enabled: bool, source: S3Source) -> Iterator[Callable[[IngestStats], None]]:
+    """A progress bar on stderr: files processed of those planned, plus the live S3 counters."""
+    if not enabled:
+        yield lambda stats: None
+        return
+    latest: list[IngestStats] = []
+    columns = (TextColumn("[bold]pull"), BarColumn(), TaskProgressColumn(), _Live(source, latest),
+               TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task("pull", total=None)
+
+        def update(stats: IngestStats) -> None:
+            latest[:] = [stats]
+            progress.update(task, total=stats.planned_objects or None, completed=stats.processed)
 
         yield update
 

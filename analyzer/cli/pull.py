@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
 from analyzer.cli.app import (
     EXIT_CODES_HELP,
@@ -23,51 +19,16 @@ from analyzer.cli.app import (
 )
 from analyzer.cli.ingest import print_summary
 from analyzer.config import load_config
-from analyzer.ingest import IngestStats
-from analyzer.sources.pull import PullResult, pull
-from analyzer.sources.s3 import DEFAULT_WORKERS, S3Source
 from analyzer.sources.window import utcnow
 
+if TYPE_CHECKING:
+    from analyzer.sources.pull import PullResult
+
+# boto3, the S3 source and the ingest pipeline are imported when a pull runs: start-up time.
+
 MAX_PRINTED_PROBLEMS = 50
-
-
-class _Live(ProgressColumn):
-    """Listing and download counters, read live (listing runs ahead of the pipeline's callbacks)."""
-
-    def __init__(self, source: S3Source, stats: list[IngestStats]) -> None:
-        super().__init__()
-        self.source = source
-        self.stats = stats
-
-    def render(self, task: Task) -> Text:
-        c = self.source.counters
-        events = self.stats[0].events if self.stats else 0
-        seconds = max(task.elapsed or 0.0, 1e-6)
-        return Text(
-            f"{c.objects_listed:,} listed · {c.objects_fetched:,} fetched ({c.bytes_fetched / 1e6:,.1f} MB) · "
-            f"{events:,} events · {events / seconds:,.0f} events/s"
-        )
-
-
-@contextmanager
-def pull_progress(enabled: bool, source: S3Source) -> Iterator[Callable[[IngestStats], None]]:
-    """A progress bar on stderr: files processed of those planned, plus the live S3 counters."""
-    if not enabled:
-        yield lambda stats: None
-        return
-    latest: list[IngestStats] = []
-    columns = (TextColumn("[bold]pull"), BarColumn(), TaskProgressColumn(), _Live(source, latest),
-               TimeElapsedColumn())
-    with Progress(*columns, console=stderr, transient=True) as progress:
-        task = progress.add_task("pull", total=None)
-
-        def update(stats: IngestStats) -> None:
-            latest[:] = [stats]
-            progress.update(task, total=stats.planned_objects or None, completed=stats.processed)
-
-        yield update
-
-
+#: analyzer.sources.s3.DEFAULT_WORKERS, for the help text (tests/test_cli_startup.py checks they agree).
+DEFAULT_WORKERS = 32
 
 
 def _count(n: int, noun: str) -> str:
@@ -142,6 +103,10 @@ def pull_command(
 
       analyzer pull s3://trail --endpoint-url http://localhost:9000   # MinIO or another S3-compatible store
     """
+    from analyzer.cli.progress import pull_progress
+    from analyzer.sources.pull import pull
+    from analyzer.sources.s3 import S3Source
+
     config: dict[str, Any] = load_config().get("pull", {})
     if url is None:
         if not config.get("bucket"):

@@ -18,12 +18,9 @@ from contextlib import closing, contextmanager, suppress
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
-import duckdb
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 import typer
 from rich import box
 from rich.console import Console
@@ -32,8 +29,14 @@ from rich.text import Text
 
 from analyzer.cli.app import DataOption, command, stderr, stdout
 from analyzer.errors import AnalyzerError
-from analyzer.sql import Result, execute, execute_each, open_readonly, statement_complete, visible
-from analyzer.store.views import MACROS, VIEWS
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from analyzer.sql import Result
+
+# DuckDB, PyArrow and analyzer.sql are imported by the functions that use them: start-up time.
 
 
 class OutputFormat(StrEnum):
@@ -57,8 +60,8 @@ MAX_COLUMN_WIDTH = 48
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
 PROMPT, CONTINUATION = "sql> ", " ..> "
-HELP = f"""Type SQL ending with ';' (several lines are fine). Views: events, events_all, {", ".join(VIEWS)}.
-Macros: {", ".join(MACROS)}. The connection is read-only; times are UTC.
+HELP = """Type SQL ending with ';' (several lines are fine). Views: events, events_all, {views}.
+Macros: {macros}. The connection is read-only; times are UTC.
   .tables   list views and macros
   .help     this text
   .quit     leave (or Ctrl-D); Ctrl-C cancels the statement being typed"""
@@ -144,6 +147,8 @@ def write_json(result: Result, out: IO[str]) -> int:
 
 def write_parquet(result: Result, out: IO[bytes]) -> int:
     """Parquet with the result's own Arrow types (nested columns stay nested)."""
+    import pyarrow.parquet as pq
+
     rows = 0
     with pq.ParquetWriter(out, result.reader.schema) as writer:
         for batch in result.batches():
@@ -166,6 +171,8 @@ def default_max_rows() -> int:
 
 def _cell(value: Any) -> str:
     """A table cell: one line, control characters visible (``\\n``, ``\\x1b``), NULL spelled out."""
+    from analyzer.sql import visible
+
     return visible(_text(value, "NULL").replace("\n", "\\n"))
 
 
@@ -182,6 +189,10 @@ def _fitting_columns(names: list[str], rows: list[list[str]], width: int) -> int
 
 def render_table(result: Result, console: Console, max_rows: int | None = None) -> int:
     """Print the rows as a table cut to ``max_rows`` (0: all), with a note of what was left out."""
+    import pyarrow as pa
+
+    from analyzer.sql import visible
+
     limit = default_max_rows() if max_rows is None else max_rows
     names = result.reader.schema.names
     if names == ["explain_key", "explain_value"]:  # EXPLAIN: DuckDB's plan drawing, as drawn
@@ -330,6 +341,11 @@ def repl(
 
     ``read`` is ``input`` at a terminal (readline gives editing and history); tests pass a script.
     """
+    import duckdb
+
+    from analyzer.sql import execute_each, statement_complete
+    from analyzer.store.views import MACROS, VIEWS
+
     errors.print("read-only SQL over the dataset; end statements with ';', .help for help, .quit to leave.",
                  markup=False)
     lines: list[str] = []
@@ -348,7 +364,7 @@ def repl(
             if word in (".quit", ".exit", ".q"):
                 return
             if word == ".help":
-                console.print(HELP, markup=False)
+                console.print(HELP.format(views=", ".join(VIEWS), macros=", ".join(MACROS)), markup=False)
             elif word == ".tables":
                 _list_objects(con, console)
             else:
@@ -431,6 +447,8 @@ def sql_command(
 
     Example: analyzer sql "select principal, source_ip, count(*) from signins where outcome = 'Failure' group by all"
     """
+    from analyzer.sql import execute, open_readonly
+
     text = _query_text(query, file)
     if output is not None:
         _check_output(output, data)

@@ -6,34 +6,56 @@
     run.alerts            # Polars DataFrame in the alert shape (ALERT_COLUMNS)
 """
 
-from analyzer.detect.allowlist import Allowlist
-from analyzer.detect.cases import case_problems, events_connection, run_case
-from analyzer.detect.catalogue import (
-    Case,
-    Catalogue,
-    CatalogueError,
-    CisControl,
-    Detection,
-    Parameter,
-    Technique,
-    default_queries_dir,
-    load_catalogue,
-)
-from analyzer.detect.engine import DetectionRun, Window, run_detections
-from analyzer.detect.lint import lint_catalogue
-from analyzer.detect.params import merge_overrides, params_from_config, parse_param_overrides, resolve_params
-from analyzer.detect.shape import (
-    ALERT_COLUMNS,
-    ALERT_SCHEMA,
-    QUERY_COLUMNS,
-    SEVERITIES,
-    SEVERITY_MEANINGS,
-    STATUS_MEANINGS,
-    STATUSES,
-    empty_alerts,
-    severity_rank,
-)
-from analyzer.timespec import parse_timespec
+from typing import TYPE_CHECKING
+
+from analyzer._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from analyzer.detect.allowlist import Allowlist
+    from analyzer.detect.cases import case_problems, events_connection, run_case
+    from analyzer.detect.catalogue import (
+        Case,
+        Catalogue,
+        CatalogueError,
+        CisControl,
+        Detection,
+        Parameter,
+        Technique,
+        default_queries_dir,
+        load_catalogue,
+    )
+    from analyzer.detect.engine import DetectionRun, Window, run_detections
+    from analyzer.detect.lint import lint_catalogue
+    from analyzer.detect.params import merge_overrides, params_from_config, parse_param_overrides, resolve_params
+    from analyzer.detect.severity import SEVERITIES, SEVERITY_MEANINGS
+    from analyzer.detect.shape import (
+        ALERT_COLUMNS,
+        ALERT_SCHEMA,
+        QUERY_COLUMNS,
+        STATUS_MEANINGS,
+        STATUSES,
+        empty_alerts,
+        severity_rank,
+    )
+    from analyzer.timespec import parse_timespec
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, {
+        "analyzer.detect.allowlist": ["Allowlist"],
+        "analyzer.detect.cases": ["case_problems", "events_connection", "run_case"],
+        "analyzer.detect.catalogue": [
+            "Case", "Catalogue", "CatalogueError", "CisControl", "Detection", "Parameter", "Technique",
+            "default_queries_dir", "load_catalogue",
+        ],
+        "analyzer.detect.engine": ["DetectionRun", "Window", "run_detections"],
+        "analyzer.detect.lint": ["lint_catalogue"],
+        "analyzer.detect.params": ["merge_overrides", "params_from_config", "parse_param_overrides", "resolve_params"],
+        "analyzer.detect.severity": ["SEVERITIES", "SEVERITY_MEANINGS"],
+        "analyzer.detect.shape": [
+            "ALERT_COLUMNS", "ALERT_SCHEMA", "QUERY_COLUMNS", "STATUS_MEANINGS", "STATUSES", "empty_alerts",
+            "severity_rank",
+        ],
+        "analyzer.timespec": ["parse_timespec"],
+    })
 
 __all__ = [
     "ALERT_COLUMNS",
