@@ -103,7 +103,8 @@ def compact_command(
     """Merge each day partition's small files into one file sorted for the detections.
 
     Ingest does this by itself at the end of a run; run it after `ingest --no-compact`, or with
-    --all to re-examine a whole dataset. Safe to interrupt: the next writer finishes or undoes it.
+    --all to re-examine a whole dataset (once, for a dataset written before compaction existed).
+    Safe to interrupt: the next writer finishes or undoes it.
     Exit codes: 0 done; 1 error; 4 some days could not be merged (named; their data stays correct).
 
     Example: analyzer compact --data ./ctdata
@@ -114,7 +115,7 @@ def compact_command(
 
     with Dataset(data, create=False) as dataset:
         dataset.lock()
-        days = sorted(path.name.split("=", 1)[1] for path in dataset.root.glob("event_date=*")) if all_days else None
+        days = dataset.days() if all_days else None
         with compact_progress(not quiet) as progress:
             stats = compact(dataset, days, progress=progress)
     if not quiet:
