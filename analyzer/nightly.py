@@ -8,10 +8,11 @@ through ``analyzer nightly``; notebooks can call it too. The order matters:
 2. **detect** over ``[since, until)``: ``since`` defaults to the end of the last *complete* run minus
    the late-delivery margin (``late_margin``); before any run completed, to where the first
    incomplete run started, or to ``until - first_run_lookback`` (see :func:`detection_window`);
-3. **report**: ``report-YYYY-MM-DDTHHMMZ.html`` and ``.md`` (named after ``until``), written
-   atomically; a rerun of the same window replaces them;
-4. **record** the alerts in :mod:`analyzer.alerts.state` and **notify**: each notifier sends what
-   it has pending (new, escalated or grown alerts, plus whatever it failed to send before);
+3. **record** the alerts in :mod:`analyzer.alerts.state` (which are new, escalated or grown since
+   the last run), then the **report**: ``report-YYYY-MM-DDTHHMMZ.html`` and ``.md`` (named after
+   ``until``, marking what is new), written atomically; a rerun of the same window replaces them;
+4. **notify**: each notifier sends what it has pending (new, escalated or grown alerts, plus
+   whatever it failed to send before);
 5. the run is recorded as finished last. A run is *complete* (the next default window starts from
    its end) when every object was listed, fetched and ingested: events of an object that failed
    tonight and is ingested tomorrow may be older than tomorrow's window, so the window stays where
@@ -299,18 +300,19 @@ def _run(
     finally:
         con.close()
 
-    # 3. report
+    # 3. record (what is new since the last run), then the report that marks it
+    tracked = state.record(run.alerts, subscribers={n.name: n.min_severity for n in notifiers}, now=now,
+                           growth=settings.renotify_growth)
     report = build_report(run.alerts, suppressed=run.suppressed, signins=signins, since=start, until=until,
-                          generated_at=datetime.now(UTC), detections=run.counts, params=run.params)
+                          generated_at=datetime.now(UTC), detections=run.counts, params=run.params,
+                          changes=[t.change for t in tracked])
     folder = Path(report_dir).expanduser() if report_dir else Layout(data).internal / REPORTS_DIR
     stem = report_stem(until)
     reports = [folder / f"{stem}.html", folder / f"{stem}.md"]
     write_text_atomic(reports[0], render(report, "html"), make_parents=True)
     write_text_atomic(reports[1], render(report, "markdown"), make_parents=True)
 
-    # 4. record and notify
-    tracked = state.record(run.alerts, subscribers={n.name: n.min_severity for n in notifiers}, now=now,
-                           growth=settings.renotify_growth)
+    # 4. notify
     context = NotifyContext(since=start, until=until, reports=tuple(str(p) for p in reports))
     deliveries: list[Delivery] = []
     for notifier in notifiers:

@@ -139,6 +139,10 @@ def test_each_night_notifies_only_new_alerts(runner: CliRunner, tmp_path: Path, 
     assert second.exit_code == 3, second.output
     night_2 = aws.published_fingerprints()
     assert len(night_2) == announced(tmp_path) >= 2 and not set(night_2) & set(night_1)
+    night_2_report = (tmp_path / "reports" / "report-2026-11-22T0000Z.md").read_text()  # a rerun replaces it
+    assert f"Since the last report: {len(night_2)} new" in night_2_report
+    assert night_2_report.count("| new |") == len(night_2)
+    assert "new since the last report" in (tmp_path / "reports" / "report-2026-11-22T0000Z.html").read_text()
     assert sorted(a["fingerprint"] for a in hook.alerts()) == sorted(night_1 + night_2)
     alerts = {a["fingerprint"]: a for m in hook.delivered[2:] for a in m["alerts"]}
     assert {a["principal"] for a in alerts.values()} >= {"arn:aws:iam::111122223333:user/henry"}  # late 23:59:59
@@ -153,6 +157,8 @@ def test_each_night_notifies_only_new_alerts(runner: CliRunner, tmp_path: Path, 
     report = (tmp_path / "reports" / "report-2026-11-23T0000Z.md").read_text()
     assert "Window: 2026-11-20T00:00:00Z to 2026-11-23T00:00:00Z" in report
     assert f"**{len(night_1) + len(night_2)} alert(s)**" in report
+    assert "Since the last report: 0 new, 0 escalated, 0 grown." in report and "| new |" not in report
+    assert "Since the last report: 0 new" in (tmp_path / "reports" / "report-2026-11-22T0000Z.md").read_text()
 
 
 @pytest.mark.slow

@@ -176,3 +176,13 @@ def test_jsonl_line_equals_the_alert_dict() -> None:
 def test_jsonl_escapes_c1_and_bidi_controls() -> None:
     line = render(report(alert(user_name="a\u009b\u202eb")), "jsonl")
     assert "\\u009b\\u202e" in line and "\u009b" not in line and "\u202e" not in line
+
+
+def test_reports_mark_what_is_new_only_when_told() -> None:
+    marked = build_report([alert(), alert(principal="bob")], changes=["new", "seen"])
+    text = render(marked, "markdown")
+    assert "Since the last report: 1 new, 0 escalated, 0 grown." in text and text.count("| new |") == 1
+    assert '<span class="change">new</span>' in render(marked, "html")
+    assert render(marked, "jsonl") == render(report(alert(), alert(principal="bob")), "jsonl")  # the SIEM shape
+    plain = render(report(alert()), "markdown")
+    assert "since last report" not in plain and "Since the last report" not in plain

@@ -17,7 +17,7 @@ from analyzer.alerts.chart import signin_chart
 from analyzer.alerts.records import details_object, iso
 from analyzer.alerts.sanitize import html_block, html_text
 from analyzer.alerts.shape import by_urgency
-from analyzer.alerts.summary import UNKNOWN, Report
+from analyzer.alerts.summary import CHANGE_COLUMN, UNKNOWN, Report
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -36,7 +36,10 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .low{background:#81d4fa}.info{background:#eee}.warn{color:#c62828;font-weight:600}
 details pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f8f8f8;padding:.5rem;font-size:12px}
 svg.chart{width:100%;height:auto}.empty{color:#555}
+.change{font-weight:600;color:#1565c0;white-space:nowrap}
 """
+
+_CHANGE_LABELS = {"new": "new", "escalated": "escalated", "grew": "grew"}
 
 
 def _value(value: object) -> str:
@@ -51,6 +54,11 @@ def _severity(value: object) -> str:
     name = str(value or "").lower()
     css = name if name in {"critical", "high", "medium", "low", "info"} else "info"
     return f'<span class="sev {css}">{html_text(value)}</span>'
+
+
+def _change(value: object) -> str:
+    label = _CHANGE_LABELS.get(str(value))
+    return f'<span class="change">{label}</span>' if label else ""
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: set[int] | None = None) -> str:
@@ -80,6 +88,9 @@ def render_html(report: Report) -> str:
     ]
     if ran:
         cards.append(f'<div class="card"><b>{fired} / {ran}</b>detections fired</div>')
+    if (changes := report.changes) is not None:
+        cards.append(f'<div class="card"><b>{changes["new"]}</b>new since the last report'
+                     f' ({changes["escalated"]} escalated, {changes["grew"]} grown)</div>')
     out = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -128,15 +139,17 @@ def render_html(report: Report) -> str:
         ) if coverage.height else '<p class="empty">No successful console sign-ins in the window.</p>')
     out.append("<h2>Alerts</h2>")
     if summary.alerts:
+        marked = report.changes is not None
         out.append(_table(
-            ["severity", "detection", "principal", "user name", "source IP", "user agent", "account", "region",
-             "events", "first seen", "last seen", "evidence"],
-            ([_severity(a["severity"]), _value(a["detection_id"]), _value(a["principal"] or UNKNOWN),
+            [*(["since last report"] if marked else []), "severity", "detection", "principal", "user name",
+             "source IP", "user agent", "account", "region", "events", "first seen", "last seen", "evidence"],
+            ([*([_change(a[CHANGE_COLUMN])] if marked else []), _severity(a["severity"]),
+              _value(a["detection_id"]), _value(a["principal"] or UNKNOWN),
               _value(a["user_name"]), _value(a["source_ip"]), _value(a["user_agent"]), _value(a["account_id"]),
               _value(a["region"]), _value(a["count"]), _value(a["first_seen"]), _value(a["last_seen"]),
               _evidence(a["event_ids"], a["details"])]
              for a in by_urgency(report.alerts).iter_rows(named=True)),
-            numeric={8},
+            numeric={9 if marked else 8},
         ))
     else:
         out.append('<p class="empty">No alerts.</p>')

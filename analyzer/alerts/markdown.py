@@ -12,9 +12,10 @@ from datetime import datetime
 from analyzer.alerts import sanitize
 from analyzer.alerts.records import iso
 from analyzer.alerts.shape import by_urgency
-from analyzer.alerts.summary import UNKNOWN, Report
+from analyzer.alerts.summary import CHANGE_COLUMN, UNKNOWN, Report
 
 COVERAGE_ROWS = 50
+_CHANGE_MARKS = {"new": "new", "escalated": "escalated", "grew": "grew"}
 ALERT_ROWS = 1000  # beyond this a ticket is unreadable; json, jsonl and html carry every alert
 
 
@@ -46,6 +47,8 @@ def render_markdown(report: Report) -> str:
         f"**{summary.alerts} alert(s)** covering {summary.events} event(s)"
         + (f" from {fired} of {ran} detection(s)" if ran else "")
         + f"; {summary.suppressed} suppressed by allowlists."
+        + (f" Since the last report: {changes['new']} new, {changes['escalated']} escalated, "
+           f"{changes['grew']} grown." if (changes := report.changes) is not None else "")
     )
     lines.append("")
     if summary.alerts:
@@ -83,13 +86,15 @@ def render_markdown(report: Report) -> str:
             lines += ["No successful console sign-ins in the window.", ""]
     lines += ["## Alerts", ""]
     if summary.alerts:
+        marked = report.changes is not None
         lines += _table(
-            ["severity", "detection", "principal", "user name", "source IP", "user agent", "account", "region",
-             "events", "first seen", "last seen"],
-            ([a["severity"], a["detection_id"], a["principal"] or UNKNOWN, a["user_name"], a["source_ip"],
+            [*(["since last report"] if marked else []), "severity", "detection", "principal", "user name",
+             "source IP", "user agent", "account", "region", "events", "first seen", "last seen"],
+            ([*([_CHANGE_MARKS.get(a[CHANGE_COLUMN], "")] if marked else []),
+              a["severity"], a["detection_id"], a["principal"] or UNKNOWN, a["user_name"], a["source_ip"],
               a["user_agent"], a["account_id"], a["region"], a["count"], a["first_seen"], a["last_seen"]]
              for a in by_urgency(report.alerts).head(ALERT_ROWS).iter_rows(named=True)),
-            numeric={8},
+            numeric={9 if marked else 8},
         )
         if report.alerts.height > ALERT_ROWS:
             lines += [f"... and {report.alerts.height - ALERT_ROWS} more alert(s), less urgent: see the json, "

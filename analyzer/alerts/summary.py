@@ -7,6 +7,7 @@ console sign-in, not only the ones that raised an alert, so it reads the ``signi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from analyzer.alerts.shape import SEVERITIES, alerts_frame, rank
 from analyzer.errors import AnalyzerError
 
 UNKNOWN = "(unknown)"
+CHANGE_COLUMN = "change"  # only in nightly reports' alert frames: new | escalated | grew | seen
 
 #: One row per console sign-in in the window (ConsoleLogin success or failure), classified from
 #: the ``signins`` view (:mod:`analyzer.store.views`), so the summary and ad-hoc SQL agree.
@@ -257,6 +259,14 @@ class Report:
     detections: dict[str, int] = field(default_factory=dict)  # detection id → alerts (0 included)
     params: dict[str, Any] = field(default_factory=dict)  # effective parameters, for the record
 
+    @property
+    def changes(self) -> dict[str, int] | None:
+        """How many alerts are new, escalated or grew since the last run (nightly reports), else None."""
+        if CHANGE_COLUMN not in self.alerts.columns:
+            return None
+        counts = dict(self.alerts.group_by(CHANGE_COLUMN).len().iter_rows())
+        return {change: int(counts.get(change, 0)) for change in ("new", "escalated", "grew")}
+
 
 def build_report(
     alerts: pl.DataFrame,
@@ -268,9 +278,16 @@ def build_report(
     generated_at: datetime | None = None,
     detections: dict[str, int] | None = None,
     params: dict[str, Any] | None = None,
+    changes: Sequence[str] | None = None,
 ) -> Report:
-    """A :class:`Report`; the chart buckets by hour when the sign-ins span two days or less."""
+    """A :class:`Report`; the chart buckets by hour when the sign-ins span two days or less.
+
+    ``changes`` (one per alert, in order: new / escalated / grew / seen, as the nightly job's alert
+    state says) makes the Markdown and HTML reports mark what is new since the last report.
+    """
     frame = alerts_frame(alerts)
+    if changes is not None:
+        frame = frame.with_columns(pl.Series(CHANGE_COLUMN, list(changes), dtype=pl.String))
     every: Literal["1d", "1h"] = "1d"
     if signins is not None and not signins.is_empty():
         start = since or signins["event_time"].min()
