@@ -191,4 +191,7 @@ def test_a_partition_that_cannot_be_merged_is_reported_and_kept(tmp_path: Path) 
         stats = compact(dataset)
         assert dataset.manifest.uncompacted() == ["2026-11-20"]
     assert len(stats.failures) == 1 and "event_date=2026-11-20" in stats.failures[0][0]
+    assert f"{victim.name} has another schema" in stats.failures[0][1]
     assert len(day_files(data)["event_date=2026-11-20"]) == 4 and victim.exists()
+    with Dataset(data) as dataset:
+        assert not list(dataset.layout.tmp.iterdir())  # no half-merged file left behind
