@@ -63,3 +63,26 @@ def test_kill_9_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path: Path
     assert subprocess.run([*command, "--data", str(tmp_path / "killed")]).returncode == 0
     assert rows(tmp_path / "killed") == rows(tmp_path / "clean")
     assert len(rows(tmp_path / "clean")) == total
+
+
+@pytest.mark.slow
+def test_kill_9_mid_compaction_then_rerun_loses_nothing(tmp_path: Path) -> None:
+    corpus(tmp_path / "in", files=240, per_file=150)
+    data = tmp_path / "data"
+    base = [sys.executable, "-m", "analyzer"]
+    subprocess.run([*base, "ingest", str(tmp_path / "in"), "--data", str(data), "--quiet", "--batch-mb", "0.05",
+                    "--no-compact"], check=True)
+    expected = rows(data)
+    assert len(list(data.glob("event_date=*/*.parquet"))) > 10
+
+    victim = subprocess.Popen([*base, "compact", "--data", str(data), "--quiet"], start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list((data / "_analyzer" / "tmp").glob("*/*.parquet")):  # a merge is being written
+        assert time.monotonic() < deadline and victim.poll() is None, "compaction ended before it could be killed"
+        time.sleep(0.002)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+
+    assert subprocess.run([*base, "compact", "--data", str(data), "--quiet"]).returncode == 0
+    assert rows(data) == expected
+    assert len(list(data.glob("event_date=*/*.parquet"))) == 2  # one file per day
