@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hashlib import sha256
 from pathlib import Path
 
 import pyarrow as pa
@@ -116,6 +117,32 @@ def test_plan_groups_merges_small_files_and_leaves_full_ones(monkeypatch: pytest
     assert plan_groups([big, done, a, b, c]) == [[a, b, c]]  # first fit, largest first: "done" is left alone
     d = item("d", 45, 1)
     assert plan_groups([a, b, c, d]) == [[a, d], [b, c]]
+
+
+def test_wide_rows_get_smaller_row_groups_and_fewer_files_per_merge(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert compact_module.row_group_rows(1_400) == 32_768  # the synthetic corpus: ~1.4 KB a row
+    assert compact_module.row_group_rows(20_000) == 64 * 2**20 // 20_000
+    assert compact_module.row_group_rows(10**7) == 1_024
+    wide = [_Input(Path(f"w{i}"), 50_000, 13, row_bytes=20_000, largest_group=4_096) for i in range(10)]
+    groups = plan_groups(wide)  # 82 MB of row group per input: three fit in 256 MB
+    assert [len(g) for g in groups] == [3, 3, 3]  # the tenth, alone, is already in full-size row groups
+
+
+def test_a_merged_file_of_wide_rows_is_not_merged_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compact_module, "COMPACT_ROW_GROUP_BYTES", 2**20)
+    monkeypatch.setattr(compact_module, "MIN_ROW_GROUP_ROWS", 1)
+    for n in range(6):
+        blob = {"nonce": "".join(sha256(bytes([n, i, k])).hexdigest() for i in range(2) for k in range(16))}
+        write_log(tmp_path / "in", log_key(n, f"K{n}"), [record(n * 100 + i, requestParameters=blob)
+                                                          for i in range(100)])
+    data = tmp_path / "data"
+    ingest(walk([tmp_path / "in"]), data, workers=1, batch_bytes=1)
+    (merged,) = day_files(data)["event_date=2026-11-20"]
+    metadata = pq.read_metadata(merged)
+    assert metadata.num_rows == 600 and 2 < metadata.num_row_groups < 600 // 10  # sized by bytes, not 32k rows
+    with Dataset(data) as dataset:
+        dataset.lock()
+        assert compact(dataset, ["2026-11-20"]).rewritten == 0
 
 
 def _prepare(tmp_path: Path) -> Path:
