@@ -17,7 +17,7 @@ from analyzer.alerts.chart import signin_chart
 from analyzer.alerts.records import details_object, iso
 from analyzer.alerts.sanitize import html_block, html_text
 from analyzer.alerts.shape import by_urgency
-from analyzer.alerts.summary import CHANGE_COLUMN, UNKNOWN, Report
+from analyzer.alerts.summary import CHANGE_COLUMN, UNKNOWN, Report, change_mark
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -39,8 +39,6 @@ svg.chart{width:100%;height:auto}.empty{color:#555}
 .change{font-weight:600;color:#1565c0;white-space:nowrap}
 """
 
-_CHANGE_LABELS = {"new": "new", "escalated": "escalated", "grew": "grew"}
-
 
 def _value(value: object) -> str:
     if isinstance(value, datetime):
@@ -57,8 +55,8 @@ def _severity(value: object) -> str:
 
 
 def _change(value: object) -> str:
-    label = _CHANGE_LABELS.get(str(value))
-    return f'<span class="change">{label}</span>' if label else ""
+    mark = change_mark(value)
+    return f'<span class="change">{mark}</span>' if mark else ""
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: set[int] | None = None) -> str:
@@ -88,7 +86,8 @@ def render_html(report: Report) -> str:
     ]
     if ran:
         cards.append(f'<div class="card"><b>{fired} / {ran}</b>detections fired</div>')
-    if (changes := report.changes) is not None:
+    changes = report.changes
+    if changes is not None:
         cards.append(f'<div class="card"><b>{changes["new"]}</b>new since the last report'
                      f' ({changes["escalated"]} escalated, {changes["grew"]} grown)</div>')
     out = [
@@ -139,7 +138,7 @@ def render_html(report: Report) -> str:
         ) if coverage.height else '<p class="empty">No successful console sign-ins in the window.</p>')
     out.append("<h2>Alerts</h2>")
     if summary.alerts:
-        marked = report.changes is not None
+        marked = changes is not None
         out.append(_table(
             [*(["since last report"] if marked else []), "severity", "detection", "principal", "user name",
              "source IP", "user agent", "account", "region", "events", "first seen", "last seen", "evidence"],

@@ -12,10 +12,9 @@ from datetime import datetime
 from analyzer.alerts import sanitize
 from analyzer.alerts.records import iso
 from analyzer.alerts.shape import by_urgency
-from analyzer.alerts.summary import CHANGE_COLUMN, UNKNOWN, Report
+from analyzer.alerts.summary import CHANGE_COLUMN, UNKNOWN, Report, change_mark
 
 COVERAGE_ROWS = 50
-_CHANGE_MARKS = {"new": "new", "escalated": "escalated", "grew": "grew"}
 ALERT_ROWS = 1000  # beyond this a ticket is unreadable; json, jsonl and html carry every alert
 
 
@@ -43,12 +42,13 @@ def render_markdown(report: Report) -> str:
     lines = ["# CloudTrail detections", "", f"Window: {since} to {until}", ""]
     ran = len(report.detections)
     fired = sum(1 for n in report.detections.values() if n)
+    changes = report.changes
     lines.append(
         f"**{summary.alerts} alert(s)** covering {summary.events} event(s)"
         + (f" from {fired} of {ran} detection(s)" if ran else "")
         + f"; {summary.suppressed} suppressed by allowlists."
         + (f" Since the last report: {changes['new']} new, {changes['escalated']} escalated, "
-           f"{changes['grew']} grown." if (changes := report.changes) is not None else "")
+           f"{changes['grew']} grown." if changes is not None else "")
     )
     lines.append("")
     if summary.alerts:
@@ -86,11 +86,11 @@ def render_markdown(report: Report) -> str:
             lines += ["No successful console sign-ins in the window.", ""]
     lines += ["## Alerts", ""]
     if summary.alerts:
-        marked = report.changes is not None
+        marked = changes is not None
         lines += _table(
             [*(["since last report"] if marked else []), "severity", "detection", "principal", "user name",
              "source IP", "user agent", "account", "region", "events", "first seen", "last seen"],
-            ([*([_CHANGE_MARKS.get(a[CHANGE_COLUMN], "")] if marked else []),
+            ([*([change_mark(a[CHANGE_COLUMN])] if marked else []),
               a["severity"], a["detection_id"], a["principal"] or UNKNOWN, a["user_name"], a["source_ip"],
               a["user_agent"], a["account_id"], a["region"], a["count"], a["first_seen"], a["last_seen"]]
              for a in by_urgency(report.alerts).head(ALERT_ROWS).iter_rows(named=True)),

@@ -20,6 +20,12 @@ from analyzer.errors import AnalyzerError
 
 UNKNOWN = "(unknown)"
 CHANGE_COLUMN = "change"  # only in nightly reports' alert frames: new | escalated | grew | seen
+ANNOUNCED_CHANGES = ("new", "escalated", "grew")  # what a report marks; "seen" is left unmarked
+
+
+def change_mark(change: object) -> str:
+    """An alert's mark in a report: its change since the last report, or nothing when seen before."""
+    return change if isinstance(change, str) and change in ANNOUNCED_CHANGES else ""
 
 #: One row per console sign-in in the window (ConsoleLogin success or failure), classified from
 #: the ``signins`` view (:mod:`analyzer.store.views`), so the summary and ad-hoc SQL agree.
@@ -265,7 +271,7 @@ class Report:
         if CHANGE_COLUMN not in self.alerts.columns:
             return None
         counts = dict(self.alerts.group_by(CHANGE_COLUMN).len().iter_rows())
-        return {change: int(counts.get(change, 0)) for change in ("new", "escalated", "grew")}
+        return {change: int(counts.get(change, 0)) for change in ANNOUNCED_CHANGES}
 
 
 def build_report(

@@ -176,11 +176,11 @@ def merge_sorted(paths: list[Path], output: Path) -> int:
         for start in range(0, len(order), rows_per_group):
             chunk_files = from_file.slice(start, rows_per_group)
             counts = pc.value_counts(chunk_files)
+            taken = sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
             pieces: list[pa.Table] = []
             offset_of = [0] * len(files)  # where file f's rows start in the concatenated pieces
             offset = 0
-            for index, count in sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
-                                           strict=True)):
+            for index, count in taken:
                 offset_of[index] = offset
                 pieces.extend(cursors[index].take(count))
                 offset += count
@@ -188,8 +188,7 @@ def merge_sorted(paths: list[Path], output: Path) -> int:
             shift = pa.array([first_row[f] + consumed[f] - offset_of[f] for f in range(len(files))], pa.int64())
             local = pc.subtract(order.slice(start, rows_per_group).cast(pa.int64()),
                                 shift.take(chunk_files))
-            for index, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
-                                    strict=True):
+            for index, count in taken:
                 consumed[index] += count
             row_group = pa.concat_tables(pieces).take(local)
             if pending is not None:
@@ -242,12 +241,11 @@ def _merge_groups(dataset: Dataset, day: str, groups: list[list[_Input]], stats:
             raise
         fsync_path(tmp)
         final = partition / tmp.name
-        dataset.manifest.begin_compaction(
-            job, str(final.relative_to(dataset.root)), [str(item.path.relative_to(dataset.root)) for item in group]
-        )
+        inputs = [str(item.path.relative_to(dataset.root)) for item in group]
+        dataset.manifest.begin_compaction(job, str(final.relative_to(dataset.root)), inputs)
         os.replace(tmp, final)  # the commit point
         fsync_path(partition)
-        dataset.finish_compaction(job)
+        dataset.finish_compaction(job, inputs)
         tmp_dir.rmdir()
         stats.rewritten += 1
         stats.replaced += len(group)

@@ -148,9 +148,9 @@ class Dataset:
             for relative in files:
                 (self.root / relative).unlink(missing_ok=True)
             self.manifest.forget_batch(batch)
-        for job, output, _ in self.manifest.pending_compactions():
+        for job, output, inputs in self.manifest.pending_compactions():
             if (self.root / output).exists():  # renamed into place: the merge is committed
-                self.finish_compaction(job)
+                self.finish_compaction(job, inputs)
             else:
                 self.manifest.end_compaction(job)
         if self.layout.tmp.exists():
@@ -184,15 +184,13 @@ class Dataset:
         self.manifest.commit_batch(batch, outcomes, sorted({f.day for f in files}))
         shutil.rmtree(self.tmp_dir(batch), ignore_errors=True)
 
-    def finish_compaction(self, job: str) -> None:
-        """Remove the files a committed compaction replaced, then forget it."""
-        for job_id, _, inputs in self.manifest.pending_compactions():
-            if job_id == job:
-                for relative in inputs:
-                    (self.root / relative).unlink(missing_ok=True)
-                for folder in {(self.root / relative).parent for relative in inputs}:
-                    if folder.exists():
-                        fsync_path(folder)
+    def finish_compaction(self, job: str, inputs: list[str]) -> None:
+        """Remove the files (dataset-relative) a committed compaction replaced, then forget it."""
+        for relative in inputs:
+            (self.root / relative).unlink(missing_ok=True)
+        for folder in {(self.root / relative).parent for relative in inputs}:
+            if folder.exists():
+                fsync_path(folder)
         self.manifest.end_compaction(job)
 
     # -- reading ---------------------------------------------------------------------------------
