@@ -1,5 +1,5 @@
 -- console-brute-force: bursts of failed console sign-ins inside a sliding window.
--- Each failure counts towards its source IP and, when AWS names the user, towards its principal
+-- Reads the console_signins view. Each failure counts towards its source IP and, when AWS names the user, towards its principal
 -- (account + lower-cased user name; hidden user names never form a principal). Within any
 -- $window_minutes window: >= $ip_threshold failures from one IP, or >= $spray_distinct_users
 -- distinct user names failing from one IP (password spraying), or >= $principal_threshold
@@ -7,57 +7,24 @@
 -- inside qualifying windows are collapsed into one alert per IP or principal and burst (a new
 -- burst starts after a gap longer than the window). A burst from one IP against one user is both
 -- an IP group and a principal group with the same failures: it is reported once, with both.
-with console_logins as (
+with keyed as (
+    -- console_signins: hidden user names have no principal_key; the root user is its own
+    -- principal ('<account>/#root'), even if an IAM user is called "root"
     select
         eventID,
         eventTime,
-        coalesce(userIdentity.accountId, recipientAccountId) as account_id,
-        awsRegion,
-        userIdentity.type as identity_type,
-        userIdentity.arn as identity_arn,
-        userIdentity.userName as identity_user_name,
-        sourceIPAddress,
-        userAgent,
-        errorCode,
-        errorMessage,
-        responseElements
-    from events
-    where eventSource = 'signin.amazonaws.com'
-      and eventName = 'ConsoleLogin'
-),
-
-failures as (
-    select
-        *,
-        coalesce(identity_user_name = 'HIDDEN_DUE_TO_SECURITY_REASONS', false) as user_name_hidden
-    from console_logins
-    where coalesce(
-        lower(json_extract_string(responseElements, '$.ConsoleLogin')),
-        case when coalesce(errorCode, errorMessage) is not null then 'failure' end
-    ) = 'failure'
-),
-
-identified as (
-    select
-        *,
-        case when not user_name_hidden
-            then coalesce(
-                nullif(identity_user_name, ''),
-                case when identity_type = 'Root' then 'root' end,
-                nullif(regexp_extract(identity_arn, '[^/]+$'), '')
-            )
-        end as user_name,
-        identity_type = 'Root' as is_root
-    from failures
-),
-
-keyed as (
-    select
-        *,
-        case when not user_name_hidden then coalesce(nullif(identity_arn, ''), user_name) end as principal,
-        -- the root user is its own principal, even if an IAM user is called "root"
-        case when is_root then '#root' else lower(user_name) end as user_key
-    from identified
+        account_id,
+        region as awsRegion,
+        principal,
+        user_name,
+        user_name_hidden,
+        is_root,
+        case when is_root then '#root' else lower(user_name) end as user_key,
+        source_ip as sourceIPAddress,
+        user_agent as userAgent,
+        failure_reason as errorMessage
+    from console_signins
+    where outcome = 'Failure'
 ),
 
 grouped as (

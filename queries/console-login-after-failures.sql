@@ -1,62 +1,25 @@
 -- console-login-after-failures: a successful console sign-in for a principal, or from a source IP,
 -- that had >= $threshold failed sign-ins in the preceding $window_minutes: a guessed password.
--- Principals are keyed by account and lower-cased user name (failures usually carry no ARN);
--- failures with a hidden user name count only towards their source IP. One alert per success,
--- listing the success and every failure that made it qualify.
-with console_logins as (
+-- Reads the console_signins view: principals are keyed by account and lower-cased user name
+-- (principal_key; failures usually carry no ARN); failures with a hidden user name count only
+-- towards their source IP. One alert per success, listing the success and every failure that made
+-- it qualify.
+with keyed as (
     select
         eventID,
         eventTime,
-        coalesce(userIdentity.accountId, recipientAccountId) as account_id,
-        awsRegion,
-        userIdentity.type as identity_type,
-        userIdentity.arn as identity_arn,
-        userIdentity.userName as identity_user_name,
-        sourceIPAddress,
-        userAgent,
-        errorCode,
-        errorMessage,
-        responseElements,
-        additionalEventData
-    from events
-    where eventSource = 'signin.amazonaws.com'
-      and eventName = 'ConsoleLogin'
+        account_id,
+        region as awsRegion,
+        arn as identity_arn,
+        user_name,
+        principal_key,
+        lower(outcome) as outcome,
+        source_ip as sourceIPAddress,
+        user_agent as userAgent,
+        failure_reason as errorMessage,
+        mfa_used_reported
+    from console_signins
 ),
-
-outcomes as (
-    select
-        *,
-        coalesce(
-            lower(json_extract_string(responseElements, '$.ConsoleLogin')),
-            case when coalesce(errorCode, errorMessage) is not null then 'failure' end
-        ) as outcome,
-        coalesce(identity_user_name = 'HIDDEN_DUE_TO_SECURITY_REASONS', false) as user_name_hidden
-    from console_logins
-),
-
-identified as (
-    select
-        *,
-        case when not user_name_hidden
-            then coalesce(
-                nullif(identity_user_name, ''),
-                case when identity_type = 'Root' then 'root' end,
-                nullif(regexp_extract(identity_arn, '[^/]+$'), '')
-            )
-        end as user_name
-    from outcomes
-),
-
-keyed as (
-    select
-        *,
-        case
-            when identity_type = 'Root' then coalesce(account_id, '') || '/#root'
-            when user_name is not null then coalesce(account_id, '') || '/' || lower(user_name)
-        end as principal_key
-    from identified
-),
-
 failures as (
     select eventID, eventTime, principal_key, sourceIPAddress, errorMessage
     from keyed
@@ -132,7 +95,7 @@ select
         'threshold', $threshold,
         'window_minutes', $window_minutes,
         'success_event_id', s.eventID,
-        'success_mfa_used', json_extract_string(s.additionalEventData, '$.MFAUsed'),
+        'success_mfa_used', s.mfa_used_reported,
         'failure_reasons', l.failure_reasons
     ) as details
 from successes as s

@@ -1,64 +1,26 @@
 -- console-login-failures: failed console sign-ins, one alert per principal and source IP.
--- The outcome is responseElements.ConsoleLogin (not errorMessage, which misses unknown users).
--- AWS replaces a user name that does not exist with HIDDEN_DUE_TO_SECURITY_REASONS: such
--- failures have no principal and are grouped by source IP alone. A principal is keyed by account
--- and lower-cased user name, because failures usually carry no ARN while successes do.
-with console_logins as (
+-- Reads the console_signins view: the outcome is responseElements.ConsoleLogin (not errorMessage,
+-- which misses unknown users). AWS replaces a user name that does not exist with
+-- HIDDEN_DUE_TO_SECURITY_REASONS: such failures have no principal (principal_key NULL) and are
+-- grouped by source IP alone. A principal is keyed by account and lower-cased user name
+-- (principal_key), because failures usually carry no ARN while successes do.
+with keyed as (
     select
         eventID,
         eventTime,
-        coalesce(userIdentity.accountId, recipientAccountId) as account_id,
-        awsRegion,
-        userIdentity.type as identity_type,
-        userIdentity.arn as identity_arn,
-        userIdentity.userName as identity_user_name,
-        sourceIPAddress,
-        userAgent,
-        errorCode,
-        errorMessage,
-        responseElements,
-        additionalEventData
-    from events
-    where eventSource = 'signin.amazonaws.com'
-      and eventName = 'ConsoleLogin'
-),
-
-failures as (
-    select
-        *,
-        identity_user_name = 'HIDDEN_DUE_TO_SECURITY_REASONS' as user_name_hidden,
-        json_extract_string(additionalEventData, '$.MFAUsed') as mfa_used
-    from console_logins
-    where coalesce(
-        lower(json_extract_string(responseElements, '$.ConsoleLogin')),
-        case when coalesce(errorCode, errorMessage) is not null then 'failure' end
-    ) = 'failure'
-),
-
-identified as (
-    select
-        *,
-        case when not coalesce(user_name_hidden, false)
-            then coalesce(
-                nullif(identity_user_name, ''),
-                case when identity_type = 'Root' then 'root' end,
-                nullif(regexp_extract(identity_arn, '[^/]+$'), '')
-            )
-        end as user_name
-    from failures
-),
-
-keyed as (
-    select
-        *,
-        case when not coalesce(user_name_hidden, false)
-            then coalesce(nullif(identity_arn, ''), user_name)
-        end as principal,
-        case
-            when identity_type = 'Root' then coalesce(account_id, '') || '/#root'
-            when user_name is not null then coalesce(account_id, '') || '/' || lower(user_name)
-        end as principal_key
-    from identified
+        account_id,
+        region as awsRegion,
+        identity_type,
+        principal,
+        user_name,
+        user_name_hidden,
+        principal_key,
+        source_ip as sourceIPAddress,
+        user_agent as userAgent,
+        failure_reason as errorMessage,
+        mfa_used_reported as mfa_used
+    from console_signins
+    where outcome = 'Failure'
 )
 
 select

@@ -1,56 +1,34 @@
--- mfa-failure: a sign-in that failed at the MFA step.
+-- mfa-failure: a sign-in that failed at the MFA step (reads console_signins and identity_center_signins).
 -- IAM/root console: a ConsoleLogin Failure whose MFAUsed is 'yes' (any case): the peers'
 -- convention for "the password was right, the second factor was not". IAM Identity Center: a
 -- CredentialVerification Failure whose CredentialType is a second factor (TOTP, WEBAUTHN,
--- RESYNC_TOTP, EMAIL_OTP...; not PASSWORD or EXTERNAL_IDP). CheckMfa is not a pass/fail result
--- and is ignored.
-with sign_in_steps as (
+-- RESYNC_TOTP, EMAIL_OTP...; not PASSWORD or EXTERNAL_IDP; an unrecorded CredentialType counts as
+-- PASSWORD). CheckMfa is not a pass/fail result and is ignored.
+with console_mfa_failures as (
     select
-        eventID,
-        eventTime,
-        eventName,
-        coalesce(userIdentity.accountId, recipientAccountId) as account_id,
-        awsRegion,
-        userIdentity.type as identity_type,
-        userIdentity.arn as identity_arn,
-        userIdentity.userName as identity_user_name,
-        userIdentity.onBehalfOf.userId as identity_center_user_id,
-        userIdentity.onBehalfOf.identityStoreArn as identity_store_arn,
-        sourceIPAddress,
-        userAgent,
-        errorCode,
-        errorMessage,
-        responseElements,
-        additionalEventData,
-        serviceEventDetails
-    from events
-    where eventSource = 'signin.amazonaws.com'
-      and eventName in ('ConsoleLogin', 'CredentialVerification')
-),
-
-console_mfa_failures as (
-    select
-        *,
+        eventID, eventTime, 'ConsoleLogin' as eventName, account_id, region as awsRegion, identity_type,
+        principal, user_name, null as identity_store_arn, source_ip as sourceIPAddress, user_agent as userAgent,
+        coalesce(failure_reason, error_code) as failure_reason, null as auth_workflow_id,
         'console' as sign_in_kind,
-        json_extract_string(additionalEventData, '$.MFAUsed') as mfa_used,
+        mfa_used_reported as mfa_used,
         null as credential_type
-    from sign_in_steps
-    where eventName = 'ConsoleLogin'
-      and lower(json_extract_string(responseElements, '$.ConsoleLogin')) = 'failure'
-      and lower(trim(json_extract_string(additionalEventData, '$.MFAUsed'))) = 'yes'
+    from console_signins
+    where outcome = 'Failure'
+      and lower(trim(mfa_used_reported)) = 'yes'
 ),
 
 identity_center_mfa_failures as (
     select
-        *,
+        eventID, eventTime, step as eventName, account_id, region as awsRegion, identity_type,
+        principal, user_name, identity_store_arn, source_ip as sourceIPAddress, user_agent as userAgent,
+        coalesce(failure_reason, error_code) as failure_reason, auth_workflow_id,
         'identity-center' as sign_in_kind,
         null as mfa_used,
-        json_extract_string(additionalEventData, '$.CredentialType') as credential_type
-    from sign_in_steps
-    where eventName = 'CredentialVerification'
-      and lower(json_extract_string(serviceEventDetails, '$.CredentialVerification')) = 'failure'
-      and upper(trim(coalesce(json_extract_string(additionalEventData, '$.CredentialType'), 'PASSWORD')))
-          not in ('PASSWORD', 'EXTERNAL_IDP')
+        credential_type
+    from identity_center_signins
+    where step = 'CredentialVerification'
+      and outcome = 'Failure'
+      and upper(trim(coalesce(credential_type, 'PASSWORD'))) not in ('PASSWORD', 'EXTERNAL_IDP')
 ),
 
 mfa_failures as (
@@ -63,16 +41,8 @@ select
     null as severity,
     account_id,
     awsRegion as region,
-    case when coalesce(identity_user_name, '') <> 'HIDDEN_DUE_TO_SECURITY_REASONS'
-        then coalesce(nullif(identity_arn, ''), nullif(identity_user_name, ''), identity_center_user_id)
-    end as principal,
-    case when coalesce(identity_user_name, '') <> 'HIDDEN_DUE_TO_SECURITY_REASONS'
-        then coalesce(
-            nullif(identity_user_name, ''),
-            case when identity_type = 'Root' then 'root' end,
-            nullif(regexp_extract(identity_arn, '[^/]+$'), '')
-        )
-    end as user_name,
+    principal,
+    user_name,
     sourceIPAddress as source_ip,
     userAgent as user_agent,
     eventTime as first_seen,
@@ -84,9 +54,9 @@ select
         'event_name', eventName,
         'mfa_used', mfa_used,
         'credential_type', credential_type,
-        'failure_reason', coalesce(errorMessage, errorCode),
+        'failure_reason', failure_reason,
         'identity_type', identity_type,
         'identity_store_arn', identity_store_arn,
-        'auth_workflow_id', json_extract_string(additionalEventData, '$.AuthWorkflowID')
+        'auth_workflow_id', auth_workflow_id
     ) as details
 from mfa_failures

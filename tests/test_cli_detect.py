@@ -318,7 +318,7 @@ def test_detections_json_has_metadata(runner: CliRunner) -> None:
 def test_detections_show_prints_sql(runner: CliRunner) -> None:
     result = runner.invoke(app, ["detections", "show", "root-console-login"])
     assert result.exit_code == 0, result.output
-    assert "from events" in result.stdout and "severity: high" in result.stdout
+    assert "from console_signins" in result.stdout and "severity: high" in result.stdout
 
 
 def test_detections_show_unknown_id_exits_2(runner: CliRunner) -> None:

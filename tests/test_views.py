@@ -238,3 +238,90 @@ def test_views_work_over_an_in_memory_table(data: Path) -> None:
     table = connect(data).sql("select * from events_all").to_arrow_table()
     con = install_views(connect(table=table))
     assert con.execute("select count(*) from signins").fetchone() == (11,)
+
+
+# --- the staging views the detections read (console_signins, identity_center_*, identity_changes) ---
+
+
+def _staged(rows: list[dict[str, Any]]) -> duckdb.DuckDBPyConnection:
+    from analyzer.detect import events_connection
+
+    return events_connection(rows)
+
+
+def test_staging_views_are_the_ones_detections_may_read() -> None:
+    from analyzer.detect.catalogue import STAGING_VIEWS
+
+    assert set(STAGING_VIEWS) == set(VIEWS)
+
+
+def test_console_signins_keys_principals_and_unifies_federation() -> None:
+    sso_issuer = {
+        "type": "AssumedRole",
+        "arn": "arn:aws:sts::111122223333:assumed-role/Custom/bob",  # not an AWSReservedSSO_ name...
+        "accountId": "111122223333",
+        "sessionContext": {"sessionIssuer": {
+            "arn": "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_X_1"}},
+    }
+    lookalike = {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/MyAWSReservedSSO_x/eve",
+                 "accountId": "111122223333"}
+    failed = {"type": "IAMUser", "accountId": "111122223333", "userName": "Alice"}
+    con = _staged([
+        signin(1, "2026-11-20T10:00:00Z", userIdentity=sso_issuer),
+        signin(2, "2026-11-20T10:00:00Z", userIdentity=lookalike),
+        signin(3, "2026-11-20T10:00:00Z", outcome="failure", userIdentity=failed, errorMessage="Failed authentication"),
+        signin(4, "2026-11-20T10:00:00Z", mfa="maybe"),
+    ])
+    rows = dict(
+        (r[0][-1], r[1:]) for r in con.execute(
+            "select eventID, federation, principal, principal_key, outcome, mfa_used from console_signins"
+        ).fetchall()
+    )
+    # ...but its issuer is an Identity Center role path: the ARN pattern and the issuer path are one rule
+    assert rows["1"][0] == "IdentityCenter"
+    assert rows["2"][0] is None  # contains "AWSReservedSSO_" but is not an Identity Center session
+    assert rows["3"][1:4] == ("Alice", "111122223333/alice", "Failure")  # outcome normalised, name keyed lower-case
+    assert rows["4"][4] is False  # a recorded MFAUsed that is not "yes" is "without MFA"
+
+
+def test_identity_center_workflows_group_steps_by_auth_workflow() -> None:
+    con = _staged([
+        identity_center(1, "2026-11-20T10:00:00Z", "CredentialVerification", "PASSWORD", outcome="Failure"),
+        identity_center(2, "2026-11-20T10:00:10Z", "CredentialVerification", "PASSWORD"),
+        identity_center(3, "2026-11-20T10:00:20Z", "UserAuthentication", "PASSWORD"),
+    ])
+    row = con.execute(
+        "select workflow_id, authenticated, authenticated_with, mfa_verified, password_failures, steps, event_ids "
+        "from identity_center_workflows"
+    ).fetchall()
+    assert row == [("wf-1", True, "PASSWORD", False, 1, 3, [eid(1), eid(2), eid(3)])]
+
+
+def test_identity_changes_say_who_changed_whose_credentials() -> None:
+    role = {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/Admin/ops",
+            "accountId": "111122223333", "accessKeyId": "ASIAEXAMPLE",
+            "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}
+    root = {"type": "Root", "arn": ROOT, "accountId": "111122223333", "accessKeyId": ""}
+    iam = "iam.amazonaws.com"
+    con = _staged([
+        record(1, eventSource=iam, eventName="CreateLoginProfile", userIdentity=role,
+               requestParameters={"userName": "bob", "passwordResetRequired": False}),
+        record(2, eventSource=iam, eventName="CreateAccessKey", requestParameters=None,
+               responseElements={"accessKey": {"userName": "alice", "accessKeyId": "AKIANEW", "status": "Active"}}),
+        record(3, eventSource=iam, eventName="CreateAccessKey", userIdentity=root, requestParameters=None),
+        record(4, eventSource="signin.amazonaws.com", eventName="PasswordUpdated", userIdentity=root,
+               responseElements={"PasswordUpdated": "Success"}),
+        record(5, eventSource=iam, eventName="DeleteAccessKey", errorCode="NoSuchEntity",
+               requestParameters={"userName": "carol", "accessKeyId": "AKIAOLD"}),
+    ])
+    rows = {
+        r[0][-1]: r[1:] for r in con.execute(
+            "select eventID, change_kind, caller_principal, target_user_name, target_is_caller, target_is_root, "
+            "succeeded, caller_temporary from identity_changes"
+        ).fetchall()
+    }
+    assert rows["1"] == ("login_profile", role["arn"], "bob", False, False, True, True)
+    assert rows["2"] == ("access_key", ALICE, "alice", True, False, True, False)
+    assert rows["3"] == ("access_key", ROOT, "root", True, True, True, False)
+    assert rows["4"] == ("root_password", ROOT, "root", True, True, True, False)
+    assert rows["5"][0] == "access_key" and rows["5"][5] is False

@@ -35,6 +35,13 @@ TACTICS = frozenset(
     }
 )
 CIS_BENCHMARK = "CIS Amazon Web Services Foundations Benchmark"
+#: The staging views a detection may read besides ``events`` (defined in :mod:`analyzer.store.views`, which
+#: this module does not import: loading the catalogue must not load DuckDB; ``tests/test_views.py`` checks
+#: the two lists agree).
+STAGING_VIEWS: tuple[str, ...] = (
+    "console_signins", "identity_center_signins", "identity_center_workflows", "identity_changes", "signins",
+)
+READS_EVENTS = re.compile(r"\bfrom\s+(?:events|" + "|".join(STAGING_VIEWS) + r")\b", re.IGNORECASE)
 #: SQL that reads anything but the ``events`` view, or changes state (checked outside literals).
 FORBIDDEN_SQL = re.compile(
     r"\b(read_\w+|parquet_scan|glob|attach|detach|copy|install|load|pragma|create|insert|update|delete|drop|"
@@ -302,8 +309,11 @@ def _load_one(sql_path: Path, meta_path: Path, problems: list[str]) -> Detection
         problem(f"{sql_path.name}: {match.group(1)!r} is not allowed: a detection only reads the events view")
     if ";" in code.strip().rstrip(";"):
         problem(f"{sql_path.name}: one statement only (found ';' inside the query)")
-    if not re.search(r"\bfrom\s+events\b", code, re.IGNORECASE):
-        problem(f"{sql_path.name}: the query must read the events view ('from events')")
+    if not READS_EVENTS.search(code):
+        problem(
+            f"{sql_path.name}: the query must read the events view ('from events') or a staging view "
+            f"({', '.join(STAGING_VIEWS)})"
+        )
 
     lookback = meta.get("lookback")
     if lookback is not None and (

@@ -9,6 +9,33 @@ those facts once (see ``DETECTIONS.md``), so ad-hoc SQL does not have to.
 Installed by :func:`install_views` on any connection that has the ``events`` view; every
 definition is plain DuckDB SQL (``CREATE OR REPLACE``), so installing twice is harmless.
 
+Staging views (one definition each; detections, summaries and ad-hoc SQL all read them, and a
+time window shadowing ``events`` applies to them too, since a view binds ``events`` when queried):
+
+``console_signins``: one row per ``ConsoleLogin``: ``outcome`` (``Success``/``Failure``; ``Failure``
+when only an error is recorded), ``mfa_used`` (boolean; NULL when MFAUsed is missing),
+``mfa_used_reported`` (the raw text), ``federation`` (``SAML`` / ``IdentityCenter`` / ``WebIdentity`` /
+NULL: the one federation rule, an ``AWSReservedSSO_`` assumed-role ARN *or* an
+``aws-reserved/sso.amazonaws.com`` issuer path), ``principal`` (ARN, else the user name; NULL when
+hidden), ``user_name`` (``root`` for Root, else the last ARN segment), ``user_name_hidden``,
+``principal_key`` (``<account>/<lower-cased user name>`` or ``<account>/#root``: failures carry no
+ARN, successes do), ``account_id`` (``userIdentity.accountId``, else ``recipientAccountId``), region,
+source_ip, user_agent, login_to, saml_provider_arn, error_code, failure_reason.
+
+``identity_center_signins``: one row per Identity Center step (``step``, ``outcome``,
+``credential_type``, ``factors`` list, ``password_factor``/``mfa_factor``/``external_idp``,
+``workflow_id`` = ``AuthWorkflowID`` or the eventID, ``enrollment_required`` from
+``DeviceEnrollmentRequired``). ``identity_center_workflows``: one row per account and workflow:
+``authenticated``, ``authenticated_with``, ``verified_factors``, ``mfa_verified``,
+``password_failures``, ``mfa_failures``, ``event_ids``, first source IP and user agent.
+
+``identity_changes``: one row per credential change: IAM login profiles, passwords, access keys,
+MFA devices, signing certificates, SSH keys, service-specific credentials, and the root password
+events of the sign-in service; ``change_kind``, ``succeeded``, the caller (``caller_principal``,
+``caller_type``, ``caller_temporary`` = an ``ASIA`` key, ``caller_mfa_authenticated``,
+``caller_console``) and the target (``target_user_name``; ``root`` for the root user,
+``target_is_root``, ``target_is_caller``: a request without ``userName`` acts on the caller).
+
 ``signins``: one row per console sign-in (``ConsoleLogin``) and IAM Identity Center sign-in event
 (``CredentialChallenge``, ``CredentialVerification``, ``UserAuthentication``); ``CheckMfa`` is left
 out (it is not a pass/fail result). Columns:
@@ -79,78 +106,389 @@ create or replace macro json_path(path) as
     case when starts_with(path, '$') then path else '$.' || path end
 """
 
-SIGNINS_VIEW = """
-create or replace view signins as
+CONSOLE_SIGNINS_VIEW = r"""
+create or replace view console_signins as
 with raw as (
     select
+        eventID,
         eventTime,
         event_date,
-        coalesce(recipientAccountId, userIdentity.accountId) as account,
-        userIdentity.userName = 'HIDDEN_DUE_TO_SECURITY_REASONS' as hidden,
-        nullif(userIdentity.arn, '') as arn,
-        coalesce(nullif(userIdentity.userName, ''), userIdentity.onBehalfOf.userId) as user_name,
+        coalesce(userIdentity.accountId, recipientAccountId) as account_id,
+        recipientAccountId as recipient_account_id,
+        awsRegion as region,
         userIdentity.type as identity_type,
-        eventName as event_name,
-        case when eventName = 'ConsoleLogin'
-             then json_extract_string(responseElements, '$.ConsoleLogin')
-             when eventName = 'CredentialChallenge'
+        nullif(userIdentity.arn, '') as arn,
+        nullif(userIdentity.userName, '') as reported_user_name,
+        coalesce(userIdentity.userName = 'HIDDEN_DUE_TO_SECURITY_REASONS', false) as user_name_hidden,
+        userIdentity.onBehalfOf.userId as identity_center_user_id,
+        userIdentity.sessionContext.sessionIssuer.arn as issuer_arn,
+        userIdentity.sessionContext.attributes.mfaAuthenticated as session_mfa_authenticated,
+        json_extract_string(responseElements, '$.ConsoleLogin') as reported_outcome,
+        coalesce(errorCode, errorMessage) is not null as has_error,
+        errorCode as error_code,
+        errorMessage as failure_reason,
+        json_extract_string(additionalEventData, '$.MFAUsed') as mfa_used_reported,
+        nullif(json_extract_string(additionalEventData, '$.SamlProviderArn'), '') as saml_provider_arn,
+        json_extract_string(additionalEventData, '$.LoginTo') as login_to,
+        sourceIPAddress as source_ip,
+        userAgent as user_agent
+    from events
+    where eventSource = 'signin.amazonaws.com'
+      and eventName = 'ConsoleLogin'
+),
+named as (
+    select
+        *,
+        case when not user_name_hidden
+            then coalesce(
+                reported_user_name,
+                case when identity_type = 'Root' then 'root' end,
+                identity_center_user_id,
+                nullif(regexp_extract(arn, '[^/]+$'), '')
+            )
+        end as user_name
+    from raw
+)
+select
+    eventID,
+    eventTime,
+    event_date,
+    account_id,
+    recipient_account_id,
+    region,
+    identity_type,
+    arn,
+    case when not user_name_hidden then coalesce(arn, user_name) end as principal,
+    user_name,
+    user_name_hidden,
+    case
+        when identity_type = 'Root' then coalesce(account_id, '') || '/#root'
+        when user_name is not null then coalesce(account_id, '') || '/' || lower(user_name)
+    end as principal_key,
+    identity_type = 'Root' as is_root,
+    case
+        when lower(reported_outcome) = 'success' then 'Success'
+        when lower(reported_outcome) = 'failure' then 'Failure'
+        when reported_outcome is not null then reported_outcome
+        when has_error then 'Failure'
+    end as outcome,
+    case
+        when lower(trim(mfa_used_reported)) = 'yes' or lower(session_mfa_authenticated) = 'true' then true
+        when mfa_used_reported is not null then false
+    end as mfa_used,
+    mfa_used_reported,
+    session_mfa_authenticated,
+    case
+        when saml_provider_arn is not null or identity_type = 'SAMLUser' then 'SAML'
+        when identity_type = 'IdentityCenterUser'
+          or (identity_type = 'AssumedRole' and (
+                coalesce(arn, '') like '%:assumed-role/AWSReservedSSO\_%' escape '\'
+                or coalesce(issuer_arn, '') like '%:role/aws-reserved/sso.amazonaws.com/%'))
+            then 'IdentityCenter'
+        when identity_type = 'WebIdentityUser' then 'WebIdentity'
+    end as federation,
+    saml_provider_arn,
+    issuer_arn,
+    login_to,
+    error_code,
+    failure_reason,
+    source_ip,
+    user_agent
+from named
+"""
+
+IDENTITY_CENTER_SIGNINS_VIEW = """
+create or replace view identity_center_signins as
+with raw as (
+    select
+        eventID,
+        eventTime,
+        event_date,
+        coalesce(userIdentity.accountId, recipientAccountId) as account_id,
+        awsRegion as region,
+        userIdentity.type as identity_type,
+        nullif(userIdentity.arn, '') as arn,
+        coalesce(userIdentity.userName = 'HIDDEN_DUE_TO_SECURITY_REASONS', false) as user_name_hidden,
+        coalesce(nullif(userIdentity.userName, ''), userIdentity.onBehalfOf.userId) as reported_user_name,
+        userIdentity.onBehalfOf.identityStoreArn as identity_store_arn,
+        eventName as step,
+        case when eventName = 'CredentialChallenge'
              then json_extract_string(serviceEventDetails, '$.CredentialChallenge')
              when eventName = 'CredentialVerification'
              then json_extract_string(serviceEventDetails, '$.CredentialVerification')
-             when eventName = 'UserAuthentication'
-             then json_extract_string(serviceEventDetails, '$.UserAuthentication')
+             else json_extract_string(serviceEventDetails, '$.UserAuthentication')
         end as reported_outcome,
-        errorCode is not null or errorMessage is not null as has_error,
-        lower(json_extract_string(additionalEventData, '$.MFAUsed')) as mfa_flag,
-        lower(userIdentity.sessionContext.attributes.mfaAuthenticated) = 'true' as mfa_session,
-        json_extract_string(additionalEventData, '$.SamlProviderArn') as saml_provider,
+        coalesce(errorCode, errorMessage) is not null as has_error,
+        errorCode as error_code,
+        errorMessage as failure_reason,
         json_extract_string(additionalEventData, '$.CredentialType') as credential_type,
         json_extract_string(additionalEventData, '$.AuthWorkflowID') as auth_workflow_id,
-        errorMessage as failure_reason,
+        lower(json_extract_string(additionalEventData, '$.DeviceEnrollmentRequired')) = 'true' as enrollment_required,
         sourceIPAddress as source_ip,
-        userAgent as user_agent,
-        eventID
+        userAgent as user_agent
     from events
     where eventSource = 'signin.amazonaws.com'
-      and eventName in ('ConsoleLogin', 'CredentialChallenge', 'CredentialVerification', 'UserAuthentication')
+      and eventName in ('CredentialChallenge', 'CredentialVerification', 'UserAuthentication')
 ),
 classified as (
     select
         *,
-        string_split(upper(coalesce(credential_type, '')), ',') as factors
+        case when user_name_hidden then null else reported_user_name end as user_name,
+        list_filter(
+            string_split(upper(replace(coalesce(credential_type, ''), ' ', '')), ','), lambda f: f <> ''
+        ) as factors
     from raw
 )
 select
+    eventID,
     eventTime,
     event_date,
-    account,
-    case when hidden then null else arn end as principal,
-    case when hidden then null else user_name end as user_name,
+    account_id,
+    region,
     identity_type,
+    arn,
+    case when not user_name_hidden then coalesce(arn, user_name) end as principal,
+    user_name,
+    user_name_hidden,
+    identity_store_arn,
+    step,
+    case
+        when lower(reported_outcome) = 'success' then 'Success'
+        when lower(reported_outcome) = 'failure' then 'Failure'
+        when reported_outcome is not null then reported_outcome
+        when has_error then 'Failure'
+    end as outcome,
+    credential_type,
+    factors,
+    list_has_any(factors, ['PASSWORD']) as password_factor,
+    list_has_any(factors, ['TOTP', 'WEBAUTHN', 'EMAIL_OTP', 'RESYNC_TOTP', 'SMARTCARD']) as mfa_factor,
+    list_has_any(factors, ['EXTERNAL_IDP']) as external_idp,
+    coalesce(auth_workflow_id, eventID) as workflow_id,
+    auth_workflow_id,
+    coalesce(enrollment_required, false) as enrollment_required,
+    error_code,
+    failure_reason,
+    source_ip,
+    user_agent
+from classified
+"""
+
+IDENTITY_CENTER_WORKFLOWS_VIEW = """
+create or replace view identity_center_workflows as
+select
+    account_id,
+    workflow_id,
+    min(eventTime) as first_seen,
+    max(eventTime) as last_seen,
+    min(event_date) as event_date,
+    coalesce(max(principal) filter (where step = 'UserAuthentication'), max(principal)) as principal,
+    coalesce(max(user_name) filter (where step = 'UserAuthentication'), max(user_name)) as user_name,
+    max(identity_store_arn) as identity_store_arn,
+    first(region order by eventTime, eventID) as region,
+    first(source_ip order by eventTime, eventID) as source_ip,
+    first(user_agent order by eventTime, eventID) as user_agent,
+    coalesce(list_sort(list(distinct source_ip) filter (where source_ip is not null)), []) as source_ips,
+    bool_or(step = 'UserAuthentication' and outcome = 'Success') as authenticated,
+    max(credential_type) filter (where step = 'UserAuthentication' and outcome = 'Success') as authenticated_with,
+    list_sort(list_distinct(flatten(
+        list(factors) filter (where step = 'CredentialVerification' and outcome = 'Success')
+    ))) as verified_factors,
+    bool_or(mfa_factor and outcome = 'Success' and step in ('CredentialVerification', 'UserAuthentication'))
+        as mfa_verified,
+    bool_or(external_idp and outcome = 'Success') as external_idp,
+    bool_or(enrollment_required) as enrollment_required,
+    count(*) filter (where step = 'CredentialVerification' and outcome = 'Failure' and password_factor)
+        as password_failures,
+    count(*) filter (where step = 'CredentialVerification' and outcome = 'Failure' and mfa_factor) as mfa_failures,
+    count(*) as steps,
+    list(eventID order by eventTime, eventID) as event_ids
+from identity_center_signins
+group by account_id, workflow_id
+"""
+
+IDENTITY_CHANGES_VIEW = """
+create or replace view identity_changes as
+with raw as (
+    select
+        eventID,
+        eventTime,
+        event_date,
+        coalesce(userIdentity.accountId, recipientAccountId) as account_id,
+        awsRegion as region,
+        eventSource as event_source,
+        eventName as event_name,
+        case
+            when eventName in (
+                'CreateLoginProfile', 'UpdateLoginProfile', 'DeleteLoginProfile'
+            ) then 'login_profile'
+            when eventName in (
+                'ChangePassword'
+            ) then 'password'
+            when eventName in (
+                'CreateAccessKey', 'UpdateAccessKey', 'DeleteAccessKey'
+            ) then 'access_key'
+            when eventName in (
+                'CreateVirtualMFADevice', 'EnableMFADevice', 'ResyncMFADevice', 'DeactivateMFADevice',
+                'DeleteVirtualMFADevice'
+            ) then 'mfa_device'
+            when eventName in (
+                'UploadSigningCertificate', 'UpdateSigningCertificate', 'DeleteSigningCertificate'
+            ) then 'signing_certificate'
+            when eventName in (
+                'UploadSSHPublicKey', 'UpdateSSHPublicKey', 'DeleteSSHPublicKey'
+            ) then 'ssh_public_key'
+            when eventName in (
+                'CreateServiceSpecificCredential', 'ResetServiceSpecificCredential',
+                'UpdateServiceSpecificCredential', 'DeleteServiceSpecificCredential'
+            ) then 'service_specific_credential'
+            else 'root_password'
+        end as change_kind,
+        coalesce(errorCode, '') = '' and coalesce(errorMessage, '') = ''
+            and coalesce(lower(json_extract_string(responseElements, '$.' || eventName)), 'success') <> 'failure'
+            as succeeded,
+        errorCode as error_code,
+        userIdentity.type as caller_type,
+        nullif(userIdentity.arn, '') as caller_arn,
+        coalesce(
+            nullif(userIdentity.userName, ''),
+            case when userIdentity.type = 'Root' then 'root' end,
+            nullif(regexp_extract(userIdentity.arn, '[^/]+$'), '')
+        ) as caller_user_name,
+        userIdentity.sessionContext.sessionIssuer.arn as caller_issuer_arn,
+        nullif(userIdentity.accessKeyId, '') as caller_access_key_id,
+        case lower(userIdentity.sessionContext.attributes.mfaAuthenticated)
+            when 'true' then true when 'false' then false end as caller_mfa_authenticated,
+        userIdentity.invokedBy as invoked_by,
+        lower(coalesce(sessionCredentialFromConsole, '')) = 'true'
+            or userIdentity.invokedBy = 'signin.amazonaws.com' as caller_console,
+        nullif(coalesce(
+            json_extract_string(requestParameters, '$.userName'),
+            json_extract_string(responseElements, '$.accessKey.userName')
+        ), '') as requested_user_name,
+        coalesce(
+            json_extract_string(requestParameters, '$.serialNumber'),
+            json_extract_string(responseElements, '$.virtualMFADevice.serialNumber')
+        ) as serial_number,
+        json_extract_string(requestParameters, '$.virtualMFADeviceName') as device_name,
+        coalesce(
+            json_extract_string(responseElements, '$.accessKey.accessKeyId'),
+            json_extract_string(requestParameters, '$.accessKeyId')
+        ) as target_access_key_id,
+        json_extract_string(requestParameters, '$.passwordResetRequired') as password_reset_required,
+        sourceIPAddress as source_ip,
+        userAgent as user_agent
+    from events
+    where (eventSource = 'iam.amazonaws.com'
+           and eventName in (
+                'CreateLoginProfile', 'UpdateLoginProfile', 'DeleteLoginProfile', 'ChangePassword',
+                'CreateAccessKey', 'UpdateAccessKey', 'DeleteAccessKey', 'CreateVirtualMFADevice',
+                'EnableMFADevice', 'ResyncMFADevice', 'DeactivateMFADevice', 'DeleteVirtualMFADevice',
+                'UploadSigningCertificate', 'UpdateSigningCertificate', 'DeleteSigningCertificate',
+                'UploadSSHPublicKey', 'UpdateSSHPublicKey', 'DeleteSSHPublicKey',
+                'CreateServiceSpecificCredential', 'ResetServiceSpecificCredential',
+                'UpdateServiceSpecificCredential', 'DeleteServiceSpecificCredential'
+            ))
+       or (eventSource = 'signin.amazonaws.com' and eventName in (
+                'PasswordRecoveryRequested', 'PasswordRecoveryCompleted', 'PasswordUpdated'
+            ))
+),
+targeted as (
+    select
+        *,
+        caller_type = 'Root' and (
+            change_kind = 'root_password'
+            or upper(coalesce(requested_user_name, '')) = 'AWS ROOT USER'
+            or coalesce(serial_number, '') like '%:mfa/root-account-mfa-device'
+            or coalesce(device_name, '') = 'root-account-mfa-device'
+            or (requested_user_name is null and change_kind <> 'mfa_device')
+        ) or upper(coalesce(requested_user_name, '')) = 'AWS ROOT USER'
+          or coalesce(serial_number, '') like '%:mfa/root-account-mfa-device' as target_is_root
+    from raw
+)
+select
+    eventID,
+    eventTime,
+    event_date,
+    account_id,
+    region,
+    event_source,
     event_name,
-    coalesce(reported_outcome, case when has_error then 'Failure' end) as outcome,
+    change_kind,
+    succeeded,
+    error_code,
+    caller_type,
+    caller_arn,
+    coalesce(caller_arn, caller_user_name) as caller_principal,
+    caller_user_name,
+    caller_issuer_arn,
+    caller_access_key_id,
+    starts_with(coalesce(caller_access_key_id, ''), 'ASIA') as caller_temporary,
+    caller_mfa_authenticated,
+    caller_console,
+    invoked_by,
     case
-        when event_name = 'ConsoleLogin' then
-            case when mfa_flag = 'yes' or mfa_session then true when mfa_flag = 'no' then false end
-        when list_has_any(factors, ['TOTP', 'WEBAUTHN', 'EMAIL_OTP', 'RESYNC_TOTP']) then true
-        when event_name = 'UserAuthentication' and factors = ['PASSWORD'] then false
+        when target_is_root then 'root'
+        when requested_user_name is not null then requested_user_name
+        when caller_type = 'IAMUser' then caller_user_name
+    end as target_user_name,
+    target_is_root,
+    case
+        when target_is_root then caller_type = 'Root'
+        when requested_user_name is null then caller_type = 'IAMUser'
+        else caller_type = 'IAMUser' and lower(requested_user_name) = lower(coalesce(caller_user_name, ''))
+    end as target_is_caller,
+    serial_number,
+    device_name,
+    target_access_key_id,
+    password_reset_required,
+    source_ip,
+    user_agent
+from targeted
+"""
+
+
+SIGNINS_VIEW = """
+create or replace view signins as
+select
+    eventTime,
+    event_date,
+    account_id as account,
+    principal,
+    user_name,
+    identity_type,
+    'ConsoleLogin' as event_name,
+    outcome,
+    mfa_used,
+    federation as federated,
+    failure_reason,
+    source_ip,
+    user_agent,
+    null::varchar as credential_type,
+    null::varchar as auth_workflow_id,
+    eventID
+from console_signins
+union all by name
+select
+    eventTime,
+    event_date,
+    account_id as account,
+    principal,
+    user_name,
+    identity_type,
+    step as event_name,
+    outcome,
+    case
+        when mfa_factor then true
+        when step = 'UserAuthentication' and factors = ['PASSWORD'] then false
     end as mfa_used,
-    case
-        when event_name <> 'ConsoleLogin' then
-            case when list_contains(factors, 'EXTERNAL_IDP') then 'ExternalIdP' end
-        when saml_provider is not null or identity_type = 'SAMLUser' then 'SAML'
-        when identity_type = 'IdentityCenterUser'
-          or (identity_type = 'AssumedRole' and contains(coalesce(arn, ''), 'AWSReservedSSO_'))
-            then 'IdentityCenter'
-        when identity_type = 'WebIdentityUser' then 'WebIdentity'
-    end as federated,
+    case when external_idp then 'ExternalIdP' end as federated,
     failure_reason,
     source_ip,
     user_agent,
     credential_type,
     auth_workflow_id,
     eventID
-from classified
+from identity_center_signins
 """
 
 PRINCIPAL_TIMELINE_MACRO = """
@@ -198,12 +536,16 @@ def _json_helper(name: str, column: str) -> str:
 STATEMENTS: tuple[str, ...] = (
     JSON_PATH_MACRO,
     *(_json_helper(name, column) for name, column in JSON_HELPERS.items()),
+    CONSOLE_SIGNINS_VIEW,
+    IDENTITY_CENTER_SIGNINS_VIEW,
+    IDENTITY_CENTER_WORKFLOWS_VIEW,
+    IDENTITY_CHANGES_VIEW,
     SIGNINS_VIEW,
     PRINCIPAL_TIMELINE_MACRO,
 )
 
 #: What :func:`install_views` defines, for listings (``.tables`` in the prompt, docs, tests).
-VIEWS = ("signins",)
+VIEWS = ("console_signins", "identity_center_signins", "identity_center_workflows", "identity_changes", "signins")
 MACROS = ("json_path", *JSON_HELPERS, "principal_timeline")
 
 
