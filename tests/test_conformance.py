@@ -44,6 +44,8 @@ PANTHER_MAPPING = {
     "AWS.CloudTrail.Stopped": "cloudtrail-tampering",
     "AWS.CloudTrail.EventSelectorsDisabled": "cloudtrail-tampering",
     "AWS.Root.Activity": "root-activity",
+    "AWS.CloudTrail.RootPasswordChanged": "root-credential-change",
+    "AWS.CloudTrail.RootAccessKeyCreated": "root-credential-change",
 }
 
 #: Cases where we deliberately differ from Panther's expected result, with the reason.
@@ -152,8 +154,10 @@ AWS_EXPECTED: dict[str, dict[str, dict[str, Any]]] = {
         "root-activity": {"source_ip": "192.0.2.0"},
         "sensitive-call-without-mfa": {"user_name": "root"},
     },
-    # a root password change is a sign-in event: root-activity excludes those; no detection covers it yet
-    "ct_signin__10__root_user_password_changed": {},
+    # a root password change is a sign-in event: root-activity excludes those, root-credential-change reports it
+    "ct_signin__10__root_user_password_changed": {
+        "root-credential-change": {"severity": "critical", "principal": "arn:aws:iam::111122223333:root"},
+    },
     "iam_guide__01__signin_failure_incorrect_user_name_hidden": {
         "console-login-failures": {"principal": None, "user_name": None, "source_ip": "192.0.2.101"},
     },

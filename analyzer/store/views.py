@@ -375,6 +375,7 @@ with raw as (
             json_extract_string(requestParameters, '$.accessKeyId')
         ) as target_access_key_id,
         json_extract_string(requestParameters, '$.passwordResetRequired') as password_reset_required,
+        json_extract_string(requestParameters, '$.status') as requested_status,
         sourceIPAddress as source_ip,
         userAgent as user_agent
     from events
@@ -441,6 +442,7 @@ select
     device_name,
     target_access_key_id,
     password_reset_required,
+    requested_status,
     source_ip,
     user_agent
 from targeted
