@@ -46,6 +46,7 @@ PANTHER_MAPPING = {
     "AWS.Root.Activity": "root-activity",
     "AWS.CloudTrail.RootPasswordChanged": "root-credential-change",
     "AWS.CloudTrail.RootAccessKeyCreated": "root-credential-change",
+    "AWS.CloudTrail.LoginProfileCreatedOrModified": "login-profile-changed",
 }
 
 #: Cases where we deliberately differ from Panther's expected result, with the reason.
@@ -64,6 +65,10 @@ PANTHER_DIFFERS = {
     "AWS.Root.Activity__5": (
         "a root console sign-in: root-activity excludes sign-in events because root-console-login reports them "
         "(checked below)"
+    ),
+    "AWS.CloudTrail.LoginProfileCreatedOrModified__1": (
+        "Panther calls it self-service because the role session's name (alice) equals the target user name; a role "
+        "session is not the IAM user alice, and anyone assuming the role picks the session name"
     ),
     "AWS.Root.Activity__6": (
         "Panther skips read-only root calls; CIS counts any root usage, so include_read_only defaults to true"

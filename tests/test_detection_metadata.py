@@ -24,6 +24,7 @@ CATALOGUE_IDS = {
     "cloudtrail-tampering",
     # catalogue v2 (issue 12)
     "root-credential-change",
+    "login-profile-changed",
 }
 #: Ids another change adds (helper H2b's store detection): allowed, not required here.
 OPTIONAL_IDS = {"log-object-rewritten"}
