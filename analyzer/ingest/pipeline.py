@@ -30,7 +30,8 @@ from analyzer.sources.base import SourceObject, skip_reason
 from analyzer.store.compact import CompactStats, compact
 from analyzer.store.dataset import Dataset, WrittenFile, new_batch_id, write_batch, write_quarantine
 from analyzer.store.dedup import refresh_duplicates
-from analyzer.store.manifest import ObjectOutcome
+from analyzer.store.manifest import UNCHANGED, ObjectOutcome, Rewrite
+from analyzer.store.versions import supersede
 
 BATCH_BYTES = 12 * 1024 * 1024  # compressed input per batch (about 150k CloudTrail events)
 BATCH_OBJECTS = 2_000
@@ -48,6 +49,10 @@ class IngestStats:
     planned_objects: int = 0
     planned_bytes: int = 0
     unchanged: int = 0  # already in the manifest at the same version: not read again
+    same_content: int = 0  # at a new version with the bytes the manifest holds: version recorded only
+    retried: int = 0  # objects that had failed before, tried again by this run
+    still_failing: int = 0  # failures in the manifest after this run (not given up)
+    rewrites: list[Rewrite] = field(default_factory=list)  # known keys that came back with other content
     ingested: int = 0
     skipped: int = 0
     failed: int = 0
@@ -97,8 +102,11 @@ class BatchResult:
 Item = tuple[str, int, str, Any]
 
 
-def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
-    """Worker side: decode, build and write one batch into ``tmp_dir`` (nothing visible yet)."""
+def process_batch(batch: str, items: list[Item], tmp_dir: str, known: dict[str, str] | None = None) -> BatchResult:
+    """Worker side: decode, build and write one batch into ``tmp_dir`` (nothing visible yet).
+
+    ``known``: the content hash the manifest holds per uri; an object with those very bytes (a
+    touch, a re-download, a re-upload under a new ETag) is reported unchanged, not ingested again."""
     outcomes: list[ObjectOutcome] = []
     warnings: list[tuple[str, str]] = []
     quarantine: list[dict[str, Any]] = []
@@ -121,6 +129,9 @@ def process_batch(batch: str, items: list[Item], tmp_dir: str) -> BatchResult:
                 outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=f"cannot read: {data}"))
                 continue
             digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+            if known and known.get(uri) == digest:
+                outcomes.append(ObjectOutcome(uri, size, version, UNCHANGED, content_hash=digest))
+                continue
             parts = decode_parts(data, CHUNK_RECORDS)
             del data
             try:
@@ -249,10 +260,12 @@ def _batches(
             else:
                 wanted.append(obj)
         done = dataset.manifest.done([(o.uri, o.version) for o in wanted])
+        failing = dataset.manifest.failing([o.uri for o in wanted if o.uri not in done])
         for obj in wanted:
             if obj.uri in done:
                 stats.unchanged += 1
                 continue
+            stats.retried += obj.uri in failing
             stats.planned_objects += 1
             stats.planned_bytes += obj.size
             batch.append(obj)
@@ -361,7 +374,9 @@ def ingest(
                 else [(o.uri, o.size, o.version, o) for o in batch]
             )
             batch_id = new_batch_id()
-            future = executor.submit(process_batch, batch_id, items, str(dataset.tmp_dir(batch_id)))
+            known = {uri: k.content_hash for uri, k in dataset.manifest.known([o.uri for o in batch]).items()
+                     if k.content_hash}
+            future = executor.submit(process_batch, batch_id, items, str(dataset.tmp_dir(batch_id)), known)
             in_flight[future] = items
             while len(in_flight) > workers:
                 _collect(in_flight, dataset, stats, progress)
@@ -374,6 +389,7 @@ def ingest(
         if progress:
             progress(stats)
         stats.duplicates = refresh_duplicates(dataset)
+        stats.still_failing = len(dataset.manifest.failures(given_up=False))
         if compact_partitions:
             stats.compaction = compact(dataset, progress=lambda day, done, total: _compacting(stats, progress, day))
             for partition, reason in stats.compaction.failures:
@@ -414,6 +430,7 @@ def _collect(
             result = BatchResult(new_batch_id(), [], None,
                                  [ObjectOutcome(uri, size, version, "failed", reason=reason)
                                   for uri, size, version, _ in items], [], 0, 0)
+        _supersede_rewrites(dataset, result, stats)
         dataset.commit(result.batch, result.files, result.quarantine_file, result.outcomes)
         stats.events += result.events
         stats.bytes_uncompressed += result.bytes_uncompressed
@@ -425,6 +442,8 @@ def _collect(
             elif outcome.status == "skipped":
                 stats.skipped += 1
                 stats.note(stats.skips, outcome.uri, outcome.reason or "")
+            elif outcome.status == UNCHANGED:
+                stats.same_content += 1
             else:
                 stats.failed += 1
                 stats.note(stats.failures, outcome.uri, outcome.reason or "")
@@ -432,3 +451,19 @@ def _collect(
             stats.note(stats.warnings, uri, message)
         if progress:
             progress(stats)
+
+
+def _supersede_rewrites(dataset: Dataset, result: BatchResult, stats: IngestStats) -> None:
+    """Before a batch commits: the old rows of every known key it brings with other content move
+    to the evidence (:mod:`analyzer.store.versions`), and the rewrite is recorded and reported."""
+    landed = [o for o in result.outcomes if o.status in ("ingested", "skipped")]
+    known = dataset.manifest.known([o.uri for o in landed])
+    changed = [o for o in landed if o.uri in known and known[o.uri].content_hash != o.content_hash]
+    if not changed:
+        return
+    moved = supersede(dataset, [o.uri for o in changed], result.batch)
+    for outcome in changed:
+        previous = known[outcome.uri]
+        rewrite = Rewrite(outcome.uri, previous.records, outcome.records, moved[outcome.uri])
+        dataset.manifest.record_rewrite(rewrite, previous, outcome, result.batch)
+        stats.rewrites.append(rewrite)

@@ -1,48 +1,87 @@
-"""The duplicate index: which rows repeat an ``eventID`` already in the dataset.
+"""The duplicate index: which rows are a second delivery of an event already in the dataset.
 
 CloudTrail delivers some events more than once (global-service events, overlapping trails). The
 rows stay in the Parquet files (the dataset is append-only), and for each partition touched by an
-ingest we record the *losers*: every row of an eventID but the one with the smallest
+ingest we record the *losers*: every copy of an event but the one with the smallest
 (source_object, record_index). The ``events`` view anti-joins them away. The winner is a pure
 function of the data, so it never depends on ingest order.
+
+Two rows are the same event only when they share the ``eventID`` *and* the event's identity (time,
+source, name, account and principal, see :data:`IDENTITY`): ``eventID`` alone is not unique in
+practice (a public sample has two failed sign-ins of different principals under one ``eventID``),
+and merging two different events would hide one of them from every detection. Rows without an
+``eventID`` are never merged.
+
+The index lives in the manifest (SQLite), one Parquet-encoded blob per day: it is committed with
+the manifest, and no analyzer-owned ``*.parquet`` sits where a reader's recursive glob finds it.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analyzer.store.dataset import Dataset
-from analyzer.store.engine import silence_progress_bar
+
+#: What makes two rows with one ``eventID`` the same event (SQL expressions over ``events_all``).
+IDENTITY = (
+    "eventID",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "recipientAccountId",
+    "userIdentity.accountId",
+    "userIdentity.principalId",
+    "userIdentity.arn",
+    "userIdentity.userName",
+)
+IDENTITY_SQL = ", ".join(IDENTITY)
+
+
+def encode_losers(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def decode_losers(blob: bytes) -> pa.Table:
+    return pq.read_table(pa.BufferReader(blob))
 
 
 def refresh_duplicates(dataset: Dataset, con: duckdb.DuckDBPyConnection | None = None) -> int:
     """Recompute the duplicate index of every partition marked stale; returns duplicate rows."""
     if con is None:
         con = duckdb.connect()
-        silence_progress_bar(con)
+        con.execute("set enable_progress_bar = false")
+    _forget_legacy_index(dataset)
     total = 0
     for day in dataset.manifest.stale_partitions():
         files = sorted(str(p) for p in dataset.layout.partition(day).glob("*.parquet"))
-        target = dataset.layout.duplicates / f"{day}.parquet"
+        blob = None
         if files:
             losers = con.sql(
-                """
+                f"""
                 select source_object, record_index from read_parquet($files)
                 where eventID is not null
-                qualify row_number() over (partition by eventID order by source_object, record_index) > 1
-                """,
+                qualify row_number() over (
+                    partition by {IDENTITY_SQL} order by source_object, record_index) > 1
+                """,  # noqa: S608 - IDENTITY_SQL is our constant
                 params={"files": files},
             ).to_arrow_table()
             total += losers.num_rows
-        if files and losers.num_rows:
-            tmp = dataset.layout.tmp / f"duplicates-{day}.parquet"
-            pq.write_table(losers, tmp)
-            os.replace(tmp, target)
-        else:
-            Path(target).unlink(missing_ok=True)
-        dataset.manifest.clear_stale(day)
+            if losers.num_rows:
+                blob = encode_losers(losers)
+        dataset.manifest.set_duplicates(day, blob)  # also clears the day's stale mark, atomically
     return total
+
+
+def _forget_legacy_index(dataset: Dataset) -> None:
+    """Older versions kept the index as ``_analyzer/duplicates/*.parquet`` (which a reader's
+    recursive glob picks up): recompute those days into the manifest and remove the files."""
+    legacy = sorted(dataset.layout.duplicates.glob("*.parquet"))
+    if not legacy:
+        return
+    dataset.manifest.mark_stale([path.stem for path in legacy])
+    for path in legacy:
+        path.unlink(missing_ok=True)

@@ -1,8 +1,10 @@
 """DuckDB over the dataset: the ``events`` view every query reads.
 
-``events`` is deduplicated on ``eventID`` (see :mod:`analyzer.store.dedup`); ``events_all`` keeps
-every delivered row. Both carry ``event_date`` (the Hive partition), so a time window prunes
-whole partitions before any file is opened.
+``events`` shows each event once (a second delivery of the same event is hidden, see
+:mod:`analyzer.store.dedup`); ``events_all`` keeps every delivered row of the live object versions;
+``events_superseded`` keeps the rows of log objects that were rewritten with other content, as
+evidence (see :mod:`analyzer.store.versions`). They carry ``event_date`` (the Hive partition), so a
+time window prunes whole partitions before any file is opened.
 """
 
 from __future__ import annotations
@@ -13,26 +15,50 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from analyzer.errors import AnalyzerError
 from analyzer.schema import PARTITION_COLUMN, SCHEMA
+from analyzer.store.dedup import IDENTITY_SQL, decode_losers
 from analyzer.store.layout import Layout
+from analyzer.store.versions import EVIDENCE_SUFFIX, superseded_dir
 from analyzer.store.views import install_views
 
 #: Deduplication without the index (slower: every query pays for it); rows without an eventID stay.
 DEDUP_BY_WINDOW = (
-    "select * from events_all qualify row_number() over ("
-    "partition by coalesce(eventID, source_object || '#' || record_index) "
-    "order by source_object, record_index) = 1"
+    "select * from events_all qualify eventID is null or row_number() over ("  # noqa: S608 - constants
+    f"partition by {IDENTITY_SQL} order by source_object, record_index) = 1"
 )
 
 
-def _has_stale_partitions(layout: Layout) -> bool:
+def _duplicate_index(layout: Layout) -> pa.Table | None:
+    """The committed duplicate index, or None when it cannot be trusted (an ingest died before
+    indexing a day, or the dataset still has the index of an older version) and events must be
+    deduplicated by a window instead."""
+    if any(layout.duplicates.glob("*.parquet")):
+        return None
     with closing(sqlite3.connect(f"file:{layout.manifest}?mode=ro", uri=True)) as db:
         try:
-            return db.execute("select count(*) from stale_partitions").fetchone()[0] > 0
-        except sqlite3.OperationalError:
-            return False
+            db.execute("begin")  # one read snapshot of the stale marks and the index
+            if db.execute("select count(*) from stale_partitions").fetchone()[0] > 0:
+                return None
+            blobs = [row[0] for row in db.execute("select losers from duplicates order by event_date")]
+        except sqlite3.OperationalError:  # an older manifest without the table: its index is the files
+            return None
+    tables = [decode_losers(blob) for blob in blobs]
+    schema = pa.schema([("source_object", pa.string()), ("record_index", pa.int64())])
+    return pa.concat_tables([t.cast(schema) for t in tables]) if tables else schema.empty_table()
+
+
+def _install_superseded(con: duckdb.DuckDBPyConnection, layout: Layout | None) -> None:
+    """``events_superseded``: rows of the older versions of rewritten log objects (evidence)."""
+    files = sorted(str(p) for p in superseded_dir(layout).glob(f"*{EVIDENCE_SUFFIX}")) if layout else []
+    if files:
+        con.register("_events_superseded", ds.dataset(files, format="parquet"))
+        con.execute("create or replace view events_superseded as select * from _events_superseded")
+    else:
+        con.execute("create or replace view events_superseded as select *, null::varchar as superseded_by,"
+                    " null::timestamptz as superseded_at from events_all where false")
 
 
 def silence_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
@@ -69,6 +95,7 @@ def connect(
         con.register("_events_table", table)
         con.execute("create or replace view events_all as select * from _events_table")
         con.execute(f"create or replace view events as {DEDUP_BY_WINDOW}")
+        _install_superseded(con, None)
         install_views(con)
         return con
     if data is None:
@@ -83,13 +110,15 @@ def connect(
         con.register("_events_empty", empty)
         source = "_events_empty"
     con.execute(f"create or replace view events_all as select * from {source}")  # noqa: S608 - our paths, quoted
-    if _has_stale_partitions(layout):  # an ingest died before indexing its duplicates
+    duplicates = _duplicate_index(layout)
+    if duplicates is None:
         con.execute(f"create or replace view events as {DEDUP_BY_WINDOW}")
-    elif any(layout.duplicates.glob("*.parquet")):
-        dups = f"read_parquet({_quote(str(layout.duplicates / '*.parquet'))})"
-        view = f"select e.* from events_all e anti join {dups} d using (source_object, record_index)"  # noqa: S608
-        con.execute(f"create or replace view events as {view}")
+    elif duplicates.num_rows:
+        con.register("_events_duplicates", duplicates)
+        con.execute("create or replace view events as select e.* from events_all e"
+                    " anti join _events_duplicates d using (source_object, record_index)")
     else:
         con.execute("create or replace view events as select * from events_all")
+    _install_superseded(con, layout)
     install_views(con)
     return con

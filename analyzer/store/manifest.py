@@ -40,9 +40,40 @@ create table if not exists compactions (
     inputs text not null   -- JSON list of the files it replaces
 );
 create table if not exists state (key text primary key, value text not null);
+-- objects: the last good state of a key (ingested/skipped), or 'failed' for one never ingested.
+-- failures: every object whose latest attempt failed, until it lands or a person gives up on it.
+create table if not exists failures (
+    uri text primary key,
+    size integer,
+    version text,
+    reason text,
+    attempts integer not null default 1,
+    first_failed_at real not null,
+    last_failed_at real not null,
+    given_up_at real
+);
+-- rewrites: a known key that came back with other content (a log object should never change).
+create table if not exists rewrites (
+    uri text not null,
+    previous_version text,
+    previous_hash text,
+    previous_records integer not null,
+    version text,
+    content_hash text,
+    records integer not null,
+    superseded_rows integer not null,
+    batch text,
+    rewritten_at real not null
+);
+create unique index if not exists rewrites_once on rewrites(uri, previous_hash, content_hash);
+-- duplicates: per day, the (source_object, record_index) of the rows another row repeats (Parquet bytes).
+create table if not exists duplicates (event_date text primary key, losers blob not null);
 """
 
 DONE = ("ingested", "skipped")
+#: The status a worker gives an object at a new version whose bytes the manifest already holds:
+#: its version is recorded, nothing is ingested again.
+UNCHANGED = "unchanged"
 
 
 @dataclass(frozen=True)
@@ -59,6 +90,47 @@ class ObjectOutcome:
     content_hash: str | None = None
 
 
+@dataclass(frozen=True)
+class KnownObject:
+    """What the manifest holds for a key that was ingested or skipped."""
+
+    uri: str
+    version: str
+    content_hash: str | None
+    records: int
+    status: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An object whose latest attempt failed."""
+
+    uri: str
+    version: str
+    reason: str
+    attempts: int
+    first_failed_at: float
+    last_failed_at: float
+    given_up_at: float | None
+
+    @property
+    def given_up(self) -> bool:
+        return self.given_up_at is not None
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A known key that came back with other content: its old rows were superseded."""
+
+    uri: str
+    previous_records: int
+    records: int
+    superseded_rows: int
+
+    def __str__(self) -> str:
+        return f"log object rewritten: {self.uri}, {self.previous_records} → {self.records} records"
+
+
 class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -71,19 +143,112 @@ class Manifest:
         self.db.close()
 
     def done(self, objects: Sequence[tuple[str, str]]) -> set[str]:
-        """The uris among (uri, version) pairs already ingested or skipped at that version."""
+        """The uris among (uri, version) pairs not to read again: ingested or skipped at that
+        version, or failed at that version and given up by a person (``analyzer failures --give-up``)."""
         found: set[str] = set()
         wanted = dict(objects)
-        uris = list(wanted)
-        for start in range(0, len(uris), 500):
-            chunk = uris[start : start + 500]
+        for chunk in _chunks(list(wanted)):
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
-                f"select uri, version from objects where status in ('ingested','skipped') and uri in ({marks})",  # noqa: S608
-                chunk,
+                f"select uri, version from objects where status in ('ingested','skipped') and uri in ({marks})"  # noqa: S608
+                f" union all select uri, version from failures where given_up_at is not null and uri in ({marks})",
+                chunk + chunk,
             )
             found.update(uri for uri, version in rows if wanted[uri] == version)
         return found
+
+    def known(self, uris: Sequence[str]) -> dict[str, KnownObject]:
+        """The last good state of each of ``uris`` the manifest holds (ingested or skipped)."""
+        found: dict[str, KnownObject] = {}
+        for chunk in _chunks(list(uris)):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                "select uri, version, content_hash, records, status from objects"  # noqa: S608
+                f" where status in ('ingested','skipped') and uri in ({marks})",
+                chunk,
+            )
+            found.update((row[0], KnownObject(*row)) for row in rows)
+        return found
+
+    def failing(self, uris: Sequence[str]) -> set[str]:
+        """The uris among ``uris`` whose latest attempt failed (and nobody gave up on)."""
+        found: set[str] = set()
+        for chunk in _chunks(list(uris)):
+            marks = ",".join("?" * len(chunk))
+            found.update(row[0] for row in self.db.execute(
+                f"select uri from failures where given_up_at is null and uri in ({marks})", chunk))  # noqa: S608
+        return found
+
+    def failures(self, *, given_up: bool | None = None) -> list[Failure]:
+        """Objects whose latest attempt failed, oldest failure first (``given_up`` filters)."""
+        where = {None: "", True: " where given_up_at is not null", False: " where given_up_at is null"}[given_up]
+        rows = self.db.execute(
+            "select uri, version, reason, attempts, first_failed_at, last_failed_at, given_up_at"  # noqa: S608
+            f" from failures{where} order by first_failed_at, uri"
+        ).fetchall()
+        return [Failure(*row) for row in rows]
+
+    def give_up(self, *, failed_before: float, uris: Sequence[str] | None = None) -> list[Failure]:
+        """Stop retrying failures first seen before ``failed_before`` (epoch seconds), or only
+        those of ``uris``; returns what was given up. An object given up is read again only at a
+        new version."""
+        candidates = [f for f in self.failures(given_up=False) if f.first_failed_at < failed_before
+                      and (uris is None or f.uri in set(uris))]
+        now = time.time()
+        with self._transaction():
+            self.db.executemany("update failures set given_up_at=? where uri=?", [(now, f.uri) for f in candidates])
+        return [Failure(f.uri, f.version, f.reason, f.attempts, f.first_failed_at, f.last_failed_at, now)
+                for f in candidates]
+
+    def rewrites(self) -> list[tuple[str, int, int, int, float]]:
+        """Every rewrite seen: (uri, previous records, records, superseded rows, when), oldest first."""
+        rows = self.db.execute("select uri, previous_records, records, superseded_rows, rewritten_at"
+                               " from rewrites order by rewritten_at, uri").fetchall()
+        return [tuple(row) for row in rows]
+
+    def record_rewrite(self, rewrite: Rewrite, previous: KnownObject, outcome: ObjectOutcome, batch: str) -> None:
+        self.db.execute(
+            "insert or ignore into rewrites(uri, previous_version, previous_hash, previous_records, version,"
+            " content_hash, records, superseded_rows, batch, rewritten_at) values (?,?,?,?,?,?,?,?,?,?)",
+            (rewrite.uri, previous.version, previous.content_hash, previous.records, outcome.version,
+             outcome.content_hash, outcome.records, rewrite.superseded_rows, batch, time.time()),
+        )
+
+    def _record_objects(self, batch: str, outcomes: Iterable[ObjectOutcome], now: float) -> None:
+        """Record each object's outcome (inside the batch's transaction).
+
+        A failure never overwrites an object's last good state (its content hash is what tells a
+        re-delivery from a rewrite); it is kept in ``failures`` until the object lands."""
+        for o in outcomes:
+            if o.status == UNCHANGED:  # same bytes at a new version: only the version is new
+                self.db.execute("update objects set size=?, version=?, updated_at=? where uri=?",
+                                (o.size, o.version, now, o.uri))
+                self.db.execute("delete from failures where uri=?", (o.uri,))
+            elif o.status == "failed":
+                self.db.execute(
+                    "insert into failures(uri, size, version, reason, attempts, first_failed_at, last_failed_at)"
+                    " values (?,?,?,?,1,?,?) on conflict(uri) do update set size=excluded.size,"
+                    " version=excluded.version, reason=excluded.reason, attempts=attempts+1,"
+                    " last_failed_at=excluded.last_failed_at,"
+                    " given_up_at=case when version=excluded.version then given_up_at end",
+                    (o.uri, o.size, o.version, o.reason, now, now),
+                )
+                self.db.execute(
+                    "insert into objects(uri, size, version, content_hash, records, quarantined, status, reason,"
+                    " batch, updated_at) values (?,?,?,?,0,0,'failed',?,?,?) on conflict(uri) do update set"
+                    " size=excluded.size, version=excluded.version, content_hash=excluded.content_hash,"
+                    " reason=excluded.reason, batch=excluded.batch, updated_at=excluded.updated_at"
+                    " where objects.status='failed'",
+                    (o.uri, o.size, o.version, o.content_hash, o.reason, batch, now),
+                )
+            else:
+                self.db.execute(
+                    "insert or replace into objects(uri, size, version, content_hash, records, quarantined,"
+                    " status, reason, batch, updated_at) values (?,?,?,?,?,?,?,?,?,?)",
+                    (o.uri, o.size, o.version, o.content_hash, o.records, o.quarantined, o.status,
+                     o.reason, batch, now),
+                )
+                self.db.execute("delete from failures where uri=?", (o.uri,))
 
     def begin_batch(self, batch: str, files: Iterable[str]) -> None:
         self.db.execute(
@@ -94,15 +259,7 @@ class Manifest:
         now = time.time()
         with self._transaction():
             self.db.execute("update batches set status='committed' where id=?", (batch,))
-            self.db.executemany(
-                "insert or replace into objects(uri, size, version, content_hash, records, quarantined,"
-                " status, reason, batch, updated_at) values (?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (o.uri, o.size, o.version, o.content_hash, o.records, o.quarantined, o.status,
-                     o.reason, batch, now)
-                    for o in outcomes
-                ],
-            )
+            self._record_objects(batch, outcomes, now)
             for table in ("stale_partitions", "uncompacted_partitions"):
                 self.db.executemany(
                     f"insert or ignore into {table}(event_date) values (?)", [(p,) for p in partitions]  # noqa: S608
@@ -120,6 +277,18 @@ class Manifest:
 
     def clear_stale(self, day: str) -> None:
         self.db.execute("delete from stale_partitions where event_date=?", (day,))
+
+    def mark_stale(self, days: Iterable[str]) -> None:
+        """The duplicate index of ``days`` must be recomputed (their rows changed)."""
+        self.db.executemany("insert or ignore into stale_partitions(event_date) values (?)", [(d,) for d in days])
+
+    def set_duplicates(self, day: str, losers: bytes | None) -> None:
+        """Replace the duplicate index of ``day`` and clear its stale mark, in one transaction."""
+        with self._transaction():
+            self.db.execute("delete from duplicates where event_date=?", (day,))
+            if losers:
+                self.db.execute("insert into duplicates(event_date, losers) values (?, ?)", (day, losers))
+            self.db.execute("delete from stale_partitions where event_date=?", (day,))
 
     def uncompacted(self) -> list[str]:
         return [row[0] for row in self.db.execute("select event_date from uncompacted_partitions order by 1")]
@@ -159,6 +328,11 @@ class Manifest:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)
+
+
+def _chunks(items: list[str], size: int = 400) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class _Transaction:
