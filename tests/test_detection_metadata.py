@@ -25,6 +25,7 @@ CATALOGUE_IDS = {
     # catalogue v2 (issue 12)
     "root-credential-change",
     "login-profile-changed",
+    "access-key-for-other-user",
 }
 #: Ids another change adds (helper H2b's store detection): allowed, not required here.
 OPTIONAL_IDS = {"log-object-rewritten"}
