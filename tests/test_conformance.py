@@ -172,6 +172,13 @@ AWS_EXPECTED: dict[str, dict[str, dict[str, Any]]] = {
     "iam_guide__03__console_session_api_call_getuserpolicy_mfaauthenticated_false": {},  # a read
     # Identity Center sign-in steps: successes, and a PASSWORD failure, are not MFA failures
     **{p.stem: {} for p in sorted(AWS_DOCS.glob("idc_signin__*.json"))},
+    # ...but a sign-in that ended with a password alone, or enrolled its MFA device during sign-in, is reported
+    "idc_signin__03__successful_userauthentication_password_only": {
+        "identity-center-signin-without-mfa": {"severity": "medium", "principal": "user1", "source_ip": "203.0.113.0"},
+    },
+    "idc_signin__12__successful_userauthentication_password_mfa_registration_required": {
+        "identity-center-signin-without-mfa": {"severity": "high", "principal": "user1"},
+    },
 }
 
 

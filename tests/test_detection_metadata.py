@@ -26,6 +26,7 @@ CATALOGUE_IDS = {
     "root-credential-change",
     "login-profile-changed",
     "access-key-for-other-user",
+    "identity-center-signin-without-mfa",
 }
 #: Ids another change adds (helper H2b's store detection): allowed, not required here.
 OPTIONAL_IDS = {"log-object-rewritten"}
