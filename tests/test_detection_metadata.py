@@ -27,6 +27,7 @@ CATALOGUE_IDS = {
     "login-profile-changed",
     "access-key-for-other-user",
     "identity-center-signin-without-mfa",
+    "idp-config-changed",
 }
 #: Ids another change adds (helper H2b's store detection): allowed, not required here.
 OPTIONAL_IDS = {"log-object-rewritten"}
