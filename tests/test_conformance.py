@@ -47,6 +47,8 @@ PANTHER_MAPPING = {
     "AWS.CloudTrail.RootPasswordChanged": "root-credential-change",
     "AWS.CloudTrail.RootAccessKeyCreated": "root-credential-change",
     "AWS.CloudTrail.LoginProfileCreatedOrModified": "login-profile-changed",
+    "AWS.Console.GetSigninToken.Abuse": "federation-token-without-mfa",
+    "AWS.STS.GetSessionToken.Misuse": "federation-token-without-mfa",
 }
 
 #: Cases where we deliberately differ from Panther's expected result, with the reason.

@@ -28,6 +28,7 @@ CATALOGUE_IDS = {
     "access-key-for-other-user",
     "identity-center-signin-without-mfa",
     "idp-config-changed",
+    "federation-token-without-mfa",
 }
 #: Ids another change adds (helper H2b's store detection): allowed, not required here.
 OPTIONAL_IDS = {"log-object-rewritten"}
