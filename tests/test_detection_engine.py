@@ -149,3 +149,29 @@ def test_a_role_in_another_account_does_not_match() -> None:
 def test_bad_allowlists_are_clear_errors(table: dict[str, Any], message: str) -> None:
     with pytest.raises(AnalyzerError, match=message):
         Allowlist.from_mapping(table)
+
+
+def test_console_user_without_mfa_is_reported_once_by_consecutive_nightly_runs() -> None:
+    """A profile created late on day 1 waits for its window: the day-1 run is silent, the day-2 run reports it."""
+    def call(event_id: str, when: str, name: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/admin",
+                             "accountId": "111122223333", "userName": "admin"},
+            "eventTime": when, "eventSource": "iam.amazonaws.com", "eventName": name, "awsRegion": "us-east-1",
+            "sourceIPAddress": "192.0.2.10", "requestParameters": params, "eventID": event_id,
+            "eventType": "AwsApiCall",
+        }
+
+    con = events_connection([
+        call("profile", "2024-05-01T20:00:00Z", "CreateLoginProfile", {"userName": "carol"}),
+        call("day1", "2024-05-01T23:00:00Z", "ListUsers", None),
+        call("day2", "2024-05-02T23:00:00Z", "ListUsers", None),
+        call("day3", "2024-05-03T23:00:00Z", "ListUsers", None),
+    ])
+    day = [datetime(2024, 5, d, tzinfo=UTC) for d in (1, 2, 3, 4)]
+    found = [
+        run_detections(con, since=day[i], until=day[i + 1], only=["console-user-without-mfa"]).alerts["event_ids"]
+        .to_list()
+        for i in range(3)
+    ]
+    assert found == [[], [["profile"]], []]

@@ -29,6 +29,7 @@ CATALOGUE_IDS = {
     "identity-center-signin-without-mfa",
     "idp-config-changed",
     "federation-token-without-mfa",
+    "console-user-without-mfa",
 }
 #: Ids another change adds (helper H2b's store detection): allowed, not required here.
 OPTIONAL_IDS = {"log-object-rewritten"}

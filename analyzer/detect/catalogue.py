@@ -40,6 +40,7 @@ CIS_BENCHMARK = "CIS Amazon Web Services Foundations Benchmark"
 #: the two lists agree).
 STAGING_VIEWS: tuple[str, ...] = (
     "console_signins", "identity_center_signins", "identity_center_workflows", "identity_changes", "signins",
+    "data_extent",
 )
 READS_EVENTS = re.compile(r"\bfrom\s+(?:events|" + "|".join(STAGING_VIEWS) + r")\b", re.IGNORECASE)
 #: SQL that reads anything but the ``events`` view, or changes state (checked outside literals).

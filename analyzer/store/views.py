@@ -534,6 +534,13 @@ def _json_helper(name: str, column: str) -> str:
     return f"create or replace macro {name}(e, path) as json_extract_string(e.{column}, json_path(path))"
 
 
+#: The first and last event time in ``events`` (under a time window: in the window): "the end of the
+#: data", for detections that wait a while for something to happen (console-user-without-mfa).
+DATA_EXTENT_VIEW = """
+create or replace view data_extent as
+select min(eventTime) as first_event, max(eventTime) as last_event from events
+"""
+
 #: Every statement :func:`install_views` runs, in order (the macros first: views may use them).
 STATEMENTS: tuple[str, ...] = (
     JSON_PATH_MACRO,
@@ -543,11 +550,15 @@ STATEMENTS: tuple[str, ...] = (
     IDENTITY_CENTER_WORKFLOWS_VIEW,
     IDENTITY_CHANGES_VIEW,
     SIGNINS_VIEW,
+    DATA_EXTENT_VIEW,
     PRINCIPAL_TIMELINE_MACRO,
 )
 
 #: What :func:`install_views` defines, for listings (``.tables`` in the prompt, docs, tests).
-VIEWS = ("console_signins", "identity_center_signins", "identity_center_workflows", "identity_changes", "signins")
+VIEWS = (
+    "console_signins", "identity_center_signins", "identity_center_workflows", "identity_changes", "signins",
+    "data_extent",
+)
 MACROS = ("json_path", *JSON_HELPERS, "principal_timeline")
 
 
