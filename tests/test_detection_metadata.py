@@ -30,6 +30,7 @@ CATALOGUE_IDS = {
     "idp-config-changed",
     "federation-token-without-mfa",
     "console-user-without-mfa",
+    "password-policy-weakened",
 }
 #: Ids another change adds (helper H2b's store detection): allowed, not required here.
 OPTIONAL_IDS = {"log-object-rewritten"}
