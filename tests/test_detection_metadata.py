@@ -31,6 +31,7 @@ CATALOGUE_IDS = {
     "federation-token-without-mfa",
     "console-user-without-mfa",
     "password-policy-weakened",
+    "logging-redirected",
 }
 #: Ids another change adds (helper H2b's store detection): allowed, not required here.
 OPTIONAL_IDS = {"log-object-rewritten"}
