@@ -162,6 +162,8 @@ class NightlyResult:
         return {
             "events": self.stats.events, "ingested": self.stats.ingested, "failed_objects": self.stats.failed,
             "quarantined": self.stats.quarantined, "alerts": len(self.alerts), "announced": len(self.announced),
+            "rewrites": [str(r) for r in self.stats.rewrites], "retried_failures": self.stats.retried,
+            "remaining_failures": self.stats.still_failing,
             "findings": self.findings, "reports": [str(p) for p in self.reports],
             "deliveries": {d.notifier: {"sent": len(d.sent), "failed": len(d.failed), "error": d.error}
                            for d in self.deliveries},
@@ -333,4 +335,5 @@ def _run(
 
     return NightlyResult(since=start, until=until, stats=stats, run=run, alerts=tracked, reports=reports,
                          deliveries=deliveries, fail_on=settings.fail_on, pull=pulled, complete=complete,
-                         pruned=pruned, problems=problems)
+                         pruned=pruned, problems=problems,
+                         warnings=[str(rewrite) for rewrite in stats.rewrites])  # also alerted: log-object-rewritten

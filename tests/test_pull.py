@@ -181,7 +181,8 @@ def test_a_denied_object_fails_alone_and_holds_the_watermark(s3: S3Server, mixed
     assert result.stats.failures == [(f"s3://trail/{key}",
                                       "cannot read: access denied (needs s3:GetObject): AccessDenied: Access Denied")]
     assert result.stats.ingested == len(mixed["files"]) - 1 and result.exit_code == ExitCode.PARTIAL
-    assert result.watermark is None and not result.listing.problems
+    folder = datetime.strptime("/".join(key.split("/")[-4:-1]), "%Y/%m/%d").replace(tzinfo=UTC)
+    assert result.watermark == folder and result.failing == 1 and not result.listing.problems  # held at its day
 
 
 def test_faults_throttling_resets_truncation_and_timeouts_every_event_once(s3: S3Server, mixed: dict[str, Any],

@@ -34,8 +34,16 @@ def print_summary(stats: IngestStats) -> None:
         f"{stats.bytes_uncompressed / 1e6 / seconds:,.1f} MB/s); {stats.quarantined:,} records quarantined; "
         f"{stats.duplicates:,} duplicate deliveries in the dataset", markup=False,
     )
+    if stats.same_content:
+        stdout.print(f"versions: {stats.same_content:,} file(s) at a new version with the same content "
+                     "(recorded, not ingested again)", markup=False)
+    for rewrite in stats.rewrites:
+        stdout.print(f"{rewrite} (the old rows are kept in events_superseded)", markup=False)
     for uri, reason in stats.failures:
         stdout.print(f"failed: {uri}: {reason}", markup=False)
+    if stats.retried or stats.still_failing:
+        stdout.print(f"retries: {stats.retried:,} earlier failure(s) tried again; {stats.still_failing:,} failure(s) "
+                     "remain, retried by every run (`analyzer failures --data DIR` lists them)", markup=False)
     for uri, reason in stats.warnings:
         stdout.print(f"warning: {uri}: {reason}", markup=False)
     if stats.compaction and stats.compaction.rewritten:

@@ -46,7 +46,10 @@ def _print_result(result: PullResult) -> None:
         markup=False,
     )
     print_summary(result.stats)
-    if result.watermark:
+    if result.watermark and result.failing:
+        stdout.print(f"watermark: {result.watermark:%Y-%m-%dT%H:%M:%SZ}, held at the day of the oldest of "
+                     f"{result.failing:,} failed object(s) (the next pull without --since retries them)", markup=False)
+    elif result.watermark:
         stdout.print(f"watermark: {result.watermark:%Y-%m-%dT%H:%M:%SZ} (the next pull without --since "
                      "starts a day before it)", markup=False)
     else:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from analyzer.detect.catalogue import Case, Catalogue, Detection
 from analyzer.detect.engine import DetectionRun, run_detections
@@ -19,22 +21,38 @@ from analyzer.ingest import build_table, decode_object
 from analyzer.store import connect
 
 
-def events_connection(records: Sequence[Mapping[str, Any]], source: str = "case.json") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection whose ``events`` view holds ``records`` (decoded like a log file).
-
-    One DuckDB thread: for a handful of records, more threads only add scheduling overhead.
-    """
+def _table(records: Sequence[Mapping[str, Any]], source: str) -> pa.Table:
     decoded = decode_object(json.dumps({"Records": list(records)}).encode())
     table, quarantined = build_table([(source, decoded)])
     if quarantined or decoded.quarantined:
         reasons = [q.reason for _, q in quarantined] + [q.reason for q in decoded.quarantined]
         raise ValueError(f"records could not be placed in the dataset: {reasons}")
-    return connect(table=table, threads=1)
+    return table
+
+
+def events_connection(
+    records: Sequence[Mapping[str, Any]],
+    source: str = "case.json",
+    superseded: Sequence[Mapping[str, Any]] = (),
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose ``events`` view holds ``records`` (decoded like a log file), and
+    whose ``events_superseded`` holds ``superseded``: an older version of the same log object,
+    replaced by ``records`` (as :mod:`analyzer.store.versions` keeps it).
+
+    One DuckDB thread: for a handful of records, more threads only add scheduling overhead.
+    """
+    old = None
+    if superseded:
+        old = _table(superseded, source)
+        old = (old.append_column("superseded_by", pa.array(["case"] * old.num_rows, pa.string()))
+               .append_column("superseded_at", pa.array([datetime(2000, 1, 1, tzinfo=UTC)] * old.num_rows,
+                                                        pa.timestamp("us", tz="UTC"))))
+    return connect(table=_table(records, source), superseded=old, threads=1)
 
 
 def run_case(catalogue: Catalogue, detection: Detection, case: Case) -> DetectionRun:
     """Run one case of ``detection`` (with the case's parameter overrides)."""
-    con = events_connection(case.records)
+    con = events_connection(case.records, superseded=case.superseded)
     try:
         return run_detections(con, only=[detection.id], params={detection.id: case.params}, catalogue=catalogue)
     finally:

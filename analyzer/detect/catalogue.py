@@ -41,6 +41,7 @@ CIS_BENCHMARK = "CIS Amazon Web Services Foundations Benchmark"
 STAGING_VIEWS: tuple[str, ...] = (
     "console_signins", "identity_center_signins", "identity_center_workflows", "identity_changes", "signins",
     "data_extent",
+    "log_object_rewrites",
 )
 READS_EVENTS = re.compile(r"\bfrom\s+(?:events|" + "|".join(STAGING_VIEWS) + r")\b", re.IGNORECASE)
 #: SQL that reads anything but the ``events`` view, or changes state (checked outside literals).
@@ -122,6 +123,7 @@ class Case:
     expect: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    superseded: list[dict[str, Any]] = field(default_factory=list)  # an older version of the case's log object
 
     @property
     def positive(self) -> bool:
@@ -486,10 +488,19 @@ def _cases(value: Any, params: dict[str, Parameter], problem: Any) -> tuple[Case
         except (ValueError, TypeError, KeyError) as exc:
             problem(f"{label}.records: {exc} (a JSON array of CloudTrail records in a ''' string)")
             continue
-        for key in sorted(set(item) - {"name", "alerts", "expect", "params", "records", "note"}):
+        superseded: list[dict[str, Any]] = []
+        if "superseded" in item:
+            raw = item["superseded"]
+            try:
+                superseded = expand_records(json.loads(raw) if isinstance(raw, str) else raw)
+            except (ValueError, TypeError, KeyError) as exc:
+                problem(f"{label}.superseded: {exc} (a JSON array of CloudTrail records in a ''' string)")
+                continue
+        for key in sorted(set(item) - {"name", "alerts", "expect", "params", "records", "note", "superseded"}):
             problem(f"{label}: unknown key {key!r}")
         normalised = {k: (None if k in NULLABLE_CHECKS and v == "" else v) for k, v in expect.items()}
-        out.append(Case(name, records, alerts, normalised, dict(case_params), str(item.get("note", ""))))
+        out.append(Case(name, records, alerts, normalised, dict(case_params), str(item.get("note", "")),
+                        superseded))
     positives = sum(1 for c in out if c.positive)
     negatives = sum(1 for c in out if not c.positive)
     if positives < 1:

@@ -3,15 +3,18 @@
 The one place where the S3 source meets the pipeline and the manifest, so that the CLI, the
 nightly job and notebooks all pull the same way. Exactly-once comes from the manifest (objects
 already ingested at their ETag are not fetched again), not from the watermark: the watermark only
-decides where the *default* window of the next run starts, and it moves only after a run that
-listed everything and fetched every object, so nothing is ever skipped because of it.
+decides where the *default* window of the next run starts. It moves only after a run that listed
+everything, and never past the day folder of the oldest object of its scope that failed (to fetch,
+decode or commit) and nobody gave up on: the next default window lists that folder again, so the
+failure is retried by every run until it lands or ``analyzer failures --give-up`` says stop.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from analyzer.errors import AnalyzerError, ExitCode
@@ -30,6 +33,7 @@ class PullResult:
     stats: IngestStats
     previous_watermark: datetime | None
     watermark: datetime | None  # the new one, or None when this run did not move it
+    failing: int = 0  # failed objects of this scope (not given up): they hold the watermark back
 
     @property
     def exit_code(self) -> ExitCode:
@@ -42,6 +46,40 @@ def read_watermark(data: Path | str, source: S3Source) -> datetime | None:
     """Where the last complete pull of this source's scope ended (None before the first)."""
     with Dataset(data) as dataset:
         return parse_watermark(dataset.manifest.get_state(source.scope))
+
+
+#: A CloudTrail log key's account, region and day folder (see :mod:`analyzer.sources.layout`).
+_LOG_KEY = re.compile(r"(?:^|/)AWSLogs/(?:(?P<org>o-[a-z0-9]+)/)?(?P<account>\d{12})/CloudTrail/(?P<region>[^/]+)/"
+                      r"(?P<year>\d{4})/(?P<month>\d{2})/(?P<day>\d{2})/")
+
+
+def failure_floor(data: Path | str, source: S3Source) -> tuple[datetime | None, int]:
+    """The start of the day folder of the oldest failure (not given up) in ``source``'s scope, and
+    how many failures the scope holds. A failed key outside the CloudTrail layout cannot be placed:
+    the floor is then the start of time, so the watermark does not move at all."""
+    root = source.location.url(source.location.prefix)
+    with Dataset(data) as dataset:
+        failed = [f.uri for f in dataset.manifest.failures(given_up=False) if f.uri.startswith(root)]
+    floor: datetime | None = None
+    count = 0
+    for uri in failed:
+        match = _LOG_KEY.search(uri[len(source.location.url()):])
+        if match and not _in_scope(source, match):
+            continue
+        count += 1
+        try:
+            day = (datetime(int(match["year"]), int(match["month"]), int(match["day"]), tzinfo=UTC) if match
+                   else datetime.min.replace(tzinfo=UTC))
+        except ValueError:
+            day = datetime.min.replace(tzinfo=UTC)
+        floor = day if floor is None else min(floor, day)
+    return floor, count
+
+
+def _in_scope(source: S3Source, match: re.Match[str]) -> bool:
+    return ((not source.accounts or match["account"] in source.accounts)
+            and (not source.regions or match["region"] in source.regions)
+            and (not source.org_id or match["org"] == source.org_id))
 
 
 def pull(
@@ -71,9 +109,15 @@ def pull(
                    progress=progress)
     listing = source.counters
     moved = None
-    if listing.complete:
-        moved = max(window.until, previous) if previous else window.until
-        with Dataset(data) as dataset:
-            dataset.lock()
-            dataset.manifest.set_state(source.scope, format_watermark(moved))
-    return PullResult(window, listing, stats, previous, moved)
+    failing = 0
+    if not listing.problems:  # everything was listed; failed objects hold the watermark back
+        target = max(window.until, previous) if previous else window.until
+        floor, failing = failure_floor(data, source)
+        if floor is not None:
+            target = min(target, floor)
+        if target != previous and target > datetime.min.replace(tzinfo=UTC):
+            moved = target
+            with Dataset(data) as dataset:
+                dataset.lock()
+                dataset.manifest.set_state(source.scope, format_watermark(moved))
+    return PullResult(window, listing, stats, previous, moved, failing)

@@ -50,10 +50,14 @@ def _duplicate_index(layout: Layout) -> pa.Table | None:
     return pa.concat_tables([t.cast(schema) for t in tables]) if tables else schema.empty_table()
 
 
-def _install_superseded(con: duckdb.DuckDBPyConnection, layout: Layout | None) -> None:
-    """``events_superseded``: rows of the older versions of rewritten log objects (evidence)."""
+def _install_superseded(con: duckdb.DuckDBPyConnection, layout: Layout | None, table: pa.Table | None = None) -> None:
+    """``events_superseded``: rows of the older versions of rewritten log objects (evidence), with
+    ``superseded_by`` (the batch that brought the new version) and ``superseded_at``."""
     files = sorted(str(p) for p in superseded_dir(layout).glob(f"*{EVIDENCE_SUFFIX}")) if layout else []
-    if files:
+    if table is not None:
+        con.register("_events_superseded", table)
+        con.execute("create or replace view events_superseded as select * from _events_superseded")
+    elif files:
         con.register("_events_superseded", ds.dataset(files, format="parquet"))
         con.execute("create or replace view events_superseded as select * from _events_superseded")
     else:
@@ -76,13 +80,16 @@ def connect(
     *,
     con: duckdb.DuckDBPyConnection | None = None,
     table: pa.Table | None = None,
+    superseded: pa.Table | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the ``events`` and ``events_all`` views.
 
     Pass ``data`` (a dataset directory) or ``table`` (rows in the canonical schema plus
-    ``event_date``, as :func:`analyzer.ingest.build_table` makes them: for tests and notebooks).
+    ``event_date``, as :func:`analyzer.ingest.build_table` makes them: for tests and notebooks);
+    with ``table``, ``superseded`` holds rows of replaced object versions (plus ``superseded_by``
+    and ``superseded_at``) for ``events_superseded``.
     """
     con = con or duckdb.connect()
     con.execute("set TimeZone = 'UTC'")  # CloudTrail times are UTC; naive literals must be read as UTC too
@@ -95,7 +102,7 @@ def connect(
         con.register("_events_table", table)
         con.execute("create or replace view events_all as select * from _events_table")
         con.execute(f"create or replace view events as {DEDUP_BY_WINDOW}")
-        _install_superseded(con, None)
+        _install_superseded(con, None, superseded)
         install_views(con)
         return con
     if data is None:

@@ -542,6 +542,24 @@ select min(eventTime) as first_event, max(eventTime) as last_event from events
 """
 
 #: Every statement :func:`install_views` runs, in order (the macros first: views may use them).
+#: One row per rewritten log object version (its old rows are evidence in ``events_superseded``, which
+#: :func:`analyzer.store.connect` defines): no time window applies, a rewrite is always news.
+LOG_OBJECT_REWRITES_VIEW = """
+create or replace view log_object_rewrites as
+select
+    source_object as object,
+    superseded_by,
+    min(superseded_at) as rewritten_at,
+    count(*) as superseded_records,
+    min(eventTime) as first_event_time,
+    max(eventTime) as last_event_time,
+    arg_min(coalesce(recipientAccountId, userIdentity.accountId), record_index) as account_id,
+    arg_min(awsRegion, record_index) as region,
+    list(eventID order by record_index) filter (where eventID is not null) as event_ids
+from events_superseded
+group by source_object, superseded_by
+"""
+
 STATEMENTS: tuple[str, ...] = (
     JSON_PATH_MACRO,
     *(_json_helper(name, column) for name, column in JSON_HELPERS.items()),
@@ -551,14 +569,13 @@ STATEMENTS: tuple[str, ...] = (
     IDENTITY_CHANGES_VIEW,
     SIGNINS_VIEW,
     DATA_EXTENT_VIEW,
+    LOG_OBJECT_REWRITES_VIEW,
     PRINCIPAL_TIMELINE_MACRO,
 )
 
 #: What :func:`install_views` defines, for listings (``.tables`` in the prompt, docs, tests).
-VIEWS = (
-    "console_signins", "identity_center_signins", "identity_center_workflows", "identity_changes", "signins",
-    "data_extent",
-)
+VIEWS = ("console_signins", "identity_center_signins", "identity_center_workflows", "identity_changes", "signins",
+         "log_object_rewrites", "data_extent")
 MACROS = ("json_path", *JSON_HELPERS, "principal_timeline")
 
 
