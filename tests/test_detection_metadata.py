@@ -32,6 +32,7 @@ CATALOGUE_IDS = {
     "console-user-without-mfa",
     "password-policy-weakened",
     "logging-redirected",
+    "signin-anomaly",
 }
 #: Ids another change adds (helper H2b's store detection): allowed, not required here.
 OPTIONAL_IDS = {"log-object-rewritten"}
