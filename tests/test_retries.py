@@ -44,8 +44,9 @@ def test_two_nights_of_failures_then_the_object_lands_and_the_watermark_moves(s3
     source = S3Source(s3.client(), "s3://trail")
 
     first = pull(source, tmp_path, workers=1, now=night(9))
-    assert first.stats.failed == 1 and first.stats.ingested == 1 and first.failing == 1
+    assert first.stats.failed == 1 and first.stats.ingested == 1
     assert read_watermark(tmp_path, source) == datetime(2024, 6, 8, tzinfo=UTC)  # held at the failure's day
+    assert first.failing == 1
 
     second = pull(source, tmp_path, workers=1, now=night(10))
     assert second.stats.retried == 1 and second.stats.failed == 1 and second.stats.still_failing == 1
