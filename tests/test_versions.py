@@ -188,3 +188,20 @@ def test_a_failed_new_version_keeps_the_old_rows_and_the_known_content(tmp_path:
     stats = ingest(walk([logs]), data, workers=1)
     assert stats.same_content == 1 and stats.rewrites == [] and stats.still_failing == 0
     assert counts(data)[:2] == (5, 5)
+
+
+def test_nightly_names_the_rewrite_and_its_report_carries_the_alert(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from analyzer.nightly import run_nightly
+
+    logs, data, _old, new = rewrite_scenario(tmp_path)
+    until = datetime(2026, 11, 21, tzinfo=UTC)
+    run_nightly(data, logs, until=until, since=datetime(2026, 11, 20, tzinfo=UTC), report_dir=tmp_path / "r1")
+    path = write_log(logs, log_key(0), new)
+    result = run_nightly(data, logs, until=until, since=datetime(2026, 11, 20, tzinfo=UTC), report_dir=tmp_path / "r2")
+    line = f"log object rewritten: {path}, 3 → 3 records"
+    assert line in result.warnings and result.summary()["rewrites"] == [line]
+    assert [a.alert["detection_id"] for a in result.announced] == ["log-object-rewritten"]
+    report = next((tmp_path / "r2").glob("*.md")).read_text()
+    assert "CloudTrail log object rewritten" in report
