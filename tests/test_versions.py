@@ -205,3 +205,34 @@ def test_nightly_names_the_rewrite_and_its_report_carries_the_alert(tmp_path: Pa
     assert [a.alert["detection_id"] for a in result.announced] == ["log-object-rewritten"]
     report = next((tmp_path / "r2").glob("*.md")).read_text()
     assert "CloudTrail log object rewritten" in report
+
+
+@pytest.mark.parametrize("crash_at", [1, 2])
+def test_a_crash_inside_the_rewrite_commit_leaves_one_copy_of_every_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                        crash_at: int) -> None:
+    """Killed after the evidence is in place (1) or after the rewritten file replaced the old (2)."""
+    import analyzer.store.versions as versions
+
+    logs, data, old, new = rewrite_scenario(tmp_path)
+    path = write_log(logs, log_key(0), new)
+    calls = []
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        real_replace(src, dst)
+        calls.append(dst)
+        if len(calls) == crash_at:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(versions.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(walk([logs]), data, workers=1, compact_partitions=False)
+    monkeypatch.undo()
+    stats = ingest(walk([logs]), data, workers=1)
+    assert [r.uri for r in stats.rewrites] == [str(path)]
+    con = connect(data)
+    live = con.execute("select eventID from events_all where source_object = ? order by 1", [str(path)]).fetchall()
+    assert [r[0] for r in live] == sorted(r["eventID"] for r in new)
+    assert con.execute("select count(*) from events_all").fetchone() == (5,)
+    evidence = con.execute("select eventID from events_superseded order by 1").fetchall()
+    assert [r[0] for r in evidence] == sorted(r["eventID"] for r in old)
