@@ -3,7 +3,9 @@
 -- (account + lower-cased user name; hidden user names never form a principal). Within any
 -- $window_minutes window: >= $ip_threshold failures from one IP, or >= $spray_distinct_users
 -- distinct user names failing from one IP (password spraying), or >= $principal_threshold
--- failures against one principal, or >= $root_threshold against the root user. The failures
+-- failures against one principal, or >= $root_threshold against the root user, or one IP failing
+-- the root user of >= $root_spray_accounts accounts (root spraying). IAM Identity Center PASSWORD
+-- verification failures count like console failures. The failures
 -- inside qualifying windows are collapsed into one alert per IP or principal and burst (a new
 -- burst starts after a gap longer than the window). A burst from one IP against one user is both
 -- an IP group and a principal group with the same failures: it is reported once, with both.
@@ -22,9 +24,30 @@ with keyed as (
         case when is_root then '#root' else lower(user_name) end as user_key,
         source_ip as sourceIPAddress,
         user_agent as userAgent,
-        failure_reason as errorMessage
+        failure_reason as errorMessage,
+        'console' as sign_in_kind
     from console_signins
     where outcome = 'Failure'
+    union all
+    -- IAM Identity Center password failures (a wrong second factor is mfa-failure's business)
+    select
+        eventID,
+        eventTime,
+        account_id,
+        region as awsRegion,
+        principal,
+        user_name,
+        user_name_hidden,
+        false as is_root,
+        lower(user_name) as user_key,
+        source_ip as sourceIPAddress,
+        user_agent as userAgent,
+        coalesce(failure_reason, error_code) as errorMessage,
+        'identity-center' as sign_in_kind
+    from identity_center_signins
+    where step = 'CredentialVerification'
+      and outcome = 'Failure'
+      and (password_factor or credential_type is null)
 ),
 
 grouped as (
@@ -35,13 +58,19 @@ grouped as (
     select 'principal' as group_kind, coalesce(account_id, '') || '/' || user_key as group_key, *
     from keyed
     where user_key is not null
+    union all
+    -- one IP failing the root user of several accounts: spraying root across an organisation
+    select 'root_spray' as group_kind, sourceIPAddress as group_key, *
+    from keyed
+    where is_root and sourceIPAddress is not null
 ),
 
 windowed as (
     select
         *,
         count(*) over recent as failures_in_window,
-        count(distinct user_key) over recent as user_names_in_window
+        count(distinct user_key) over recent as user_names_in_window,
+        count(distinct account_id) over recent as accounts_in_window
     from grouped
     window recent as (
         partition by group_kind, group_key
@@ -56,14 +85,16 @@ triggers as (
         group_kind = 'source_ip' and failures_in_window >= $ip_threshold as failures_from_ip,
         group_kind = 'source_ip' and user_names_in_window >= $spray_distinct_users as password_spraying,
         group_kind = 'principal' and not is_root and failures_in_window >= $principal_threshold as failures_against_principal,
-        group_kind = 'principal' and is_root and failures_in_window >= $root_threshold as failures_against_root
+        group_kind = 'principal' and is_root and failures_in_window >= $root_threshold as failures_against_root,
+        group_kind = 'root_spray' and accounts_in_window >= $root_spray_accounts as root_spraying
     from windowed
 ),
 
 flagged as (
     select
         *,
-        failures_from_ip or password_spraying or failures_against_principal or failures_against_root as is_trigger
+        failures_from_ip or password_spraying or failures_against_principal or failures_against_root or root_spraying
+            as is_trigger
     from triggers
 ),
 
@@ -104,12 +135,12 @@ numbered as (
 burst_alerts as (
     select
         group_kind,
-        max(account_id) as account_id,
+        case when count(distinct account_id) = 1 then max(account_id) end as account_id,
         first(awsRegion order by eventTime, eventID) as region,
-        case when count(distinct user_key) = 1 and bool_and(user_key is not null)
+        case when count(distinct user_key) = 1 and bool_and(user_key is not null) and count(distinct account_id) <= 1
             then coalesce(max(principal) filter (where principal like 'arn:%'), first(principal order by eventTime, eventID))
         end as principal,
-        case when count(distinct user_key) = 1 and bool_and(user_key is not null)
+        case when count(distinct user_key) = 1 and bool_and(user_key is not null) and count(distinct account_id) <= 1
             then coalesce(max(user_name) filter (where principal like 'arn:%'), first(user_name order by eventTime, eventID))
         end as user_name,
         case when count(distinct sourceIPAddress) = 1 and bool_and(sourceIPAddress is not null)
@@ -124,8 +155,11 @@ burst_alerts as (
             case when bool_or(failures_from_ip) then 'failures_from_ip' end,
             case when bool_or(password_spraying) then 'password_spraying' end,
             case when bool_or(failures_against_principal) then 'failures_against_principal' end,
-            case when bool_or(failures_against_root) then 'failures_against_root' end
+            case when bool_or(failures_against_root) then 'failures_against_root' end,
+            case when bool_or(root_spraying) then 'root_spraying' end
         ]) as conditions,
+        coalesce(list_sort(list(distinct account_id) filter (where account_id is not null)), []) as accounts,
+        list_sort(list(distinct sign_in_kind)) as sign_in_kinds,
         max(failures_in_window) as max_failures_in_window,
         max(user_names_in_window) as max_user_names_in_window,
         count(distinct user_key) as distinct_user_names,
@@ -170,6 +204,8 @@ select
         'user_names', user_names,
         'hidden_user_name_failures', hidden_user_name_failures,
         'source_ips', source_ips,
-        'failure_reasons', failure_reasons
+        'failure_reasons', failure_reasons,
+        'accounts', accounts,
+        'sign_in_kinds', sign_in_kinds
     ) as details
 from merged

@@ -81,6 +81,7 @@ PANTHER_DIFFERS = {
 PER_EVENT_PARAMS: dict[str, dict[str, Any]] = {
     "console-brute-force": {
         "ip_threshold": 1, "principal_threshold": 1, "root_threshold": 1, "spray_distinct_users": 1,
+        "root_spray_accounts": 1,
     },
     "console-login-after-failures": {"threshold": 1},
 }
