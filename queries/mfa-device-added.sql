@@ -1,6 +1,8 @@
 -- mfa-device-added: a virtual MFA device created, or an MFA device enabled or resynced
 -- (successfully). An attacker with a password registers their own factor to keep access;
 -- details say whether the target is the root user and whether the caller changed their own user.
+-- High when the device is registered for another user (a role session is never the user), or
+-- from temporary credentials that are not a console session (stolen keys turned into a factor).
 with mfa_additions as (
     select
         eventID,
@@ -11,6 +13,9 @@ with mfa_additions as (
         userIdentity.type as identity_type,
         userIdentity.arn as identity_arn,
         userIdentity.userName as identity_user_name,
+        userIdentity.accessKeyId as access_key_id,
+        lower(coalesce(sessionCredentialFromConsole, '')) = 'true'
+            or coalesce(userIdentity.invokedBy, '') = 'signin.amazonaws.com' as console_session,
         sourceIPAddress,
         userAgent,
         errorCode,
@@ -48,10 +53,24 @@ classified as (
             nullif(regexp_extract(identity_arn, '[^/]+$'), '')
         ) as caller_user_name
     from successful
+),
+
+judged as (
+    select
+        *,
+        -- temporary credentials (ASIA...) that are not a console session: keys turned into an MFA device
+        starts_with(coalesce(access_key_id, ''), 'ASIA') and not console_session as temporary_non_console,
+        case
+            when root_target then identity_type <> 'Root'
+            when target_user_name is null then false  -- CreateVirtualMFADevice names no user
+            when identity_type <> 'IAMUser' then true  -- a role or federated session is never the user
+            else lower(target_user_name) <> lower(coalesce(caller_user_name, ''))
+        end as for_other_user
+    from classified
 )
 
 select
-    null as severity,
+    case when temporary_non_console or for_other_user then 'high' end as severity,
     account_id,
     awsRegion as region,
     coalesce(nullif(identity_arn, ''), nullif(identity_user_name, '')) as principal,
@@ -72,6 +91,9 @@ select
             when target_user_name is null then null
             else lower(target_user_name) = lower(coalesce(caller_user_name, ''))
         end,
-        'identity_type', identity_type
+        'identity_type', identity_type,
+        'for_other_user', for_other_user,
+        'temporary_non_console', temporary_non_console,
+        'console_session', console_session
     ) as details
-from classified
+from judged

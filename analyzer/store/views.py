@@ -360,7 +360,7 @@ with raw as (
             when 'true' then true when 'false' then false end as caller_mfa_authenticated,
         userIdentity.invokedBy as invoked_by,
         lower(coalesce(sessionCredentialFromConsole, '')) = 'true'
-            or userIdentity.invokedBy = 'signin.amazonaws.com' as caller_console,
+            or coalesce(userIdentity.invokedBy, '') = 'signin.amazonaws.com' as caller_console,
         nullif(coalesce(
             json_extract_string(requestParameters, '$.userName'),
             json_extract_string(responseElements, '$.accessKey.userName')
