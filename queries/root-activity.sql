@@ -1,5 +1,6 @@
 -- root-activity: calls made by the root user itself (CIS: any root usage), grouped per session.
--- Selects userIdentity.type = 'Root' with no invokedBy (not a service acting for root) and an
+-- Selects userIdentity.type = 'Root' with no invokedBy, or invokedBy = signin.amazonaws.com (root's
+-- console session: a deliberate difference from CIS), not a service acting for root, and an
 -- eventType other than AwsServiceEvent, excluding sign-in events (root-console-login covers
 -- those). Calls from one source IP with gaps shorter than $session_gap_minutes form one alert.
 with root_calls as (
@@ -12,6 +13,7 @@ with root_calls as (
         userIdentity.accessKeyId as access_key_id,
         userIdentity.sessionContext.attributes.mfaAuthenticated as mfa_authenticated,
         userIdentity.sessionContext.assumedRoot as assumed_root,
+        userIdentity.invokedBy as invoked_by,
         eventSource,
         eventName,
         errorCode,
@@ -20,7 +22,8 @@ with root_calls as (
         userAgent
     from events
     where userIdentity.type = 'Root'
-      and coalesce(userIdentity.invokedBy, '') = ''
+      -- root's own console session: deliberately included (CIS and Panther drop it; see the metadata)
+      and coalesce(userIdentity.invokedBy, '') in ('', 'signin.amazonaws.com')
       and lower(coalesce(eventType, '')) <> 'awsserviceevent'
       and eventSource <> 'signin.amazonaws.com'
 ),
@@ -74,6 +77,7 @@ select
         'access_key_ids', coalesce(list_sort(list(distinct access_key_id) filter (where coalesce(access_key_id, '') <> '')), []),
         'mfa_authenticated', coalesce(list_sort(list(distinct mfa_authenticated) filter (where mfa_authenticated is not null)), []),
         'assumed_root', bool_or(lower(coalesce(assumed_root, '')) = 'true'),
+        'console_session_calls', count(*) filter (where invoked_by = 'signin.amazonaws.com'),
         'session_gap_minutes', $session_gap_minutes
     ) as details
 from sessions
