@@ -49,6 +49,8 @@ PANTHER_MAPPING = {
     "AWS.CloudTrail.LoginProfileCreatedOrModified": "login-profile-changed",
     "AWS.Console.GetSigninToken.Abuse": "federation-token-without-mfa",
     "AWS.STS.GetSessionToken.Misuse": "federation-token-without-mfa",
+    "AWS.CloudTrail.SecurityConfigurationChange": "cloudtrail-tampering",
+    "AWS.IAM.CredentialsUpdated": "login-profile-changed",
 }
 
 #: Cases where we deliberately differ from Panther's expected result, with the reason.
@@ -71,6 +73,10 @@ PANTHER_DIFFERS = {
     "AWS.CloudTrail.LoginProfileCreatedOrModified__1": (
         "Panther calls it self-service because the role session's name (alice) equals the target user name; a role "
         "session is not the IAM user alice, and anyone assuming the role picks the session name"
+    ),
+    "AWS.IAM.CredentialsUpdated__1": (
+        "a user changing their own password (ChangePassword) is self-service: login-profile-changed reports console "
+        "passwords set for another user, which is what an attacker with an admin session does"
     ),
     "AWS.Root.Activity__6": (
         "Panther skips read-only root calls; CIS counts any root usage, so include_read_only defaults to true"
