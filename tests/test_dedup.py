@@ -17,6 +17,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analyzer import connect, ingest
 from analyzer.detect import run_detections
@@ -104,3 +106,45 @@ def test_a_legacy_index_file_is_not_trusted_then_replaced(collision: Path, tmp_p
     assert ingest(walk([more]), collision, workers=1).failed == 0
     assert not any(legacy.glob("*.parquet"))
     assert connect(collision).execute("select count(*) from events").fetchone() == (4,)
+
+
+# -- property: whatever the deliveries, events holds each distinct event once ----------------------
+
+#: A delivered record: which of a few eventIDs, principals, seconds; or no eventID at all.
+RECORDS = st.lists(
+    st.tuples(st.sampled_from(["e1", "e2", "e3", None]), st.sampled_from(["alice", "bob"]), st.integers(0, 2)),
+    min_size=1, max_size=12,
+)
+
+
+def make(event_id: str | None, user: str, second: int) -> dict[str, Any]:
+    row = record(0, time=f"2026-11-20T10:00:0{second}Z")
+    row["userIdentity"]["userName"] = user
+    row["userIdentity"]["arn"] = f"arn:aws:iam::111122223333:user/{user}"
+    if event_id is None:
+        del row["eventID"]
+    else:
+        row["eventID"] = event_id
+    return row
+
+
+def expected(deliveries: list[list[tuple[str | None, str, int]]]) -> list[tuple[str | None, str, int]]:
+    rows = [r for log in deliveries for r in log]
+    distinct = {r for r in rows if r[0] is not None}
+    return sorted([*distinct, *(r for r in rows if r[0] is None)], key=str)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(deliveries=st.lists(RECORDS, min_size=1, max_size=3))
+def test_events_holds_each_distinct_event_once_whatever_the_deliveries(
+        tmp_path_factory: pytest.TempPathFactory, deliveries: list[list[tuple[str | None, str, int]]]) -> None:
+    root = tmp_path_factory.mktemp("prop")
+    for n, log in enumerate(deliveries):
+        write_log(root / "logs", log_key(n, suffix=f"Delivery{n:08d}"), [make(*r) for r in log])
+    assert ingest(walk([root / "logs"]), root / "data", workers=1, compact_partitions=False).failed == 0
+    query = "select eventID, userIdentity.userName, second(eventTime) from events"
+    indexed = sorted(connect(root / "data").execute(query).fetchall(), key=str)
+    assert indexed == expected(deliveries)
+    with Dataset(root / "data") as dataset:
+        dataset.manifest.mark_stale(dataset.days())
+    assert sorted(connect(root / "data").execute(query).fetchall(), key=str) == indexed  # the window fallback
