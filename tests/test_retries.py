@@ -112,3 +112,20 @@ def test_local_failures_are_retried_and_counted_until_they_land(tmp_path: Path, 
     assert stats.retried == 1 and stats.ingested == 1 and stats.still_failing == 0
     with Dataset(data) as dataset:
         assert dataset.manifest.failures(given_up=None) == []
+
+
+def test_failures_recorded_by_an_older_version_are_adopted(tmp_path: Path) -> None:
+    import sqlite3
+
+    with Dataset(tmp_path):
+        pass
+    db = sqlite3.connect(tmp_path / "_analyzer" / "manifest.sqlite")
+    db.execute("insert into objects(uri, size, version, status, reason, updated_at)"
+               " values ('s3://trail/x.json.gz', 1, 'e1', 'failed', 'cannot read', 1000.0)")
+    db.execute("delete from state")
+    db.commit()
+    db.close()
+    with Dataset(tmp_path) as dataset:
+        [failure] = dataset.manifest.failures()
+    assert (failure.uri, failure.version, failure.first_failed_at, failure.given_up) == (
+        "s3://trail/x.json.gz", "e1", 1000.0, False)

@@ -74,6 +74,7 @@ DONE = ("ingested", "skipped")
 #: The status a worker gives an object at a new version whose bytes the manifest already holds:
 #: its version is recorded, nothing is ingested again.
 UNCHANGED = "unchanged"
+FAILURES_ADOPTED = "manifest.failures-adopted"
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,19 @@ class Manifest:
         self.db.execute("pragma journal_mode=wal")
         self.db.execute("pragma synchronous=normal")
         self.db.executescript(SCHEMA_SQL)
+        self._adopt_old_failures()
+
+    def _adopt_old_failures(self) -> None:
+        """A manifest from before the ``failures`` table knew failures only as ``objects`` rows: adopt
+        them once, so they hold the pull watermark and are listed like every other failure."""
+        if self.get_state(FAILURES_ADOPTED) is not None:
+            return
+        with self._transaction():
+            self.db.execute(
+                "insert or ignore into failures(uri, size, version, reason, attempts, first_failed_at, last_failed_at)"
+                " select uri, size, version, reason, 1, updated_at, updated_at from objects where status='failed'"
+            )
+            self.db.execute("insert or replace into state(key, value) values (?, '1')", (FAILURES_ADOPTED,))
 
     def close(self) -> None:
         self.db.close()
