@@ -75,7 +75,7 @@ class IngestStats:
 
     @property
     def processed(self) -> int:
-        return self.ingested + self.skipped + self.failed
+        return self.ingested + self.skipped + self.failed + self.same_content
 
     @property
     def exit_code(self) -> ExitCode:
