@@ -6,9 +6,9 @@ sign-in is in ``responseElements``, ``MFAUsed`` is ``Yes``/``No``/``YES``, hidde
 principals, Identity Center reports its result in ``serviceEventDetails``). These definitions encode
 those facts once (see ``DETECTIONS.md``), so ad-hoc SQL does not have to.
 
-Installed by :func:`install_views` on any connection that has the ``events`` and ``events_superseded`` views
-(as :func:`analyzer.store.connect` makes them); every
-definition is plain DuckDB SQL (``CREATE OR REPLACE``), so installing twice is harmless.
+Installed by :func:`install_views` on any connection that has the ``events`` and
+``events_superseded`` views (as :func:`analyzer.store.connect` makes them); every definition is
+plain DuckDB SQL (``CREATE OR REPLACE``), so installing twice is harmless.
 
 Staging views (one definition each; detections, summaries and ad-hoc SQL all read them, and a
 time window shadowing ``events`` applies to them too, since a view binds ``events`` when queried):
