@@ -23,18 +23,27 @@ with signins as (
 ),
 
 judged as (
+    -- window functions, not correlated subqueries: the last earlier sign-in from the same IP / with the
+    -- same user agent, and how many sign-ins precede this one within the history
     select
-        s.*,
-        (select count(*) from signins as h
-         where h.principal_key = s.principal_key
-           and h.eventTime < s.eventTime and h.eventTime >= s.eventTime - to_minutes($history_minutes)) as history,
-        (select count(*) from signins as h
-         where h.principal_key = s.principal_key and h.source_ip = s.source_ip
-           and h.eventTime < s.eventTime and h.eventTime >= s.eventTime - to_minutes($history_minutes)) as ip_seen,
-        (select count(*) from signins as h
-         where h.principal_key = s.principal_key and h.user_agent is not distinct from s.user_agent
-           and h.eventTime < s.eventTime and h.eventTime >= s.eventTime - to_minutes($history_minutes)) as agent_seen
-    from signins as s
+        *,
+        count(*) over (
+            partition by principal_key order by eventTime
+            range between to_minutes($history_minutes) preceding and current row
+        ) - 1 as history,
+        lag(eventTime) over (partition by principal_key, source_ip order by eventTime, eventID) as ip_last_seen,
+        lag(eventTime) over (
+            partition by principal_key, coalesce(user_agent, '') order by eventTime, eventID
+        ) as agent_last_seen
+    from signins
+),
+
+flags as (
+    select
+        *,
+        case when ip_last_seen >= eventTime - to_minutes($history_minutes) then 1 else 0 end as ip_seen,
+        case when agent_last_seen >= eventTime - to_minutes($history_minutes) then 1 else 0 end as agent_seen
+    from judged
 ),
 
 first_seen as (
@@ -50,35 +59,61 @@ first_seen as (
             'history_sign_ins', history,
             'history_minutes', $history_minutes
         ) as details
-    from judged
+    from flags
     where history >= $min_history_signins
       and (ip_seen = 0 or agent_seen = 0)
 ),
 
-session_calls as (
-    select
-        eventID,
-        eventTime,
-        coalesce(userIdentity.accountId, recipientAccountId) as account_id,
-        awsRegion,
-        nullif(userIdentity.arn, '') as arn,
-        coalesce(
-            nullif(userIdentity.userName, ''),
-            case when userIdentity.type = 'Root' then 'root' end,
-            nullif(regexp_extract(userIdentity.arn, '[^/]+$'), '')
-        ) as user_name,
-        userIdentity.accessKeyId as access_key_id,
-        sourceIPAddress,
-        userAgent
+session_keys as (
+    -- pass 1, narrow: which temporary keys were used from which addresses
+    select distinct userIdentity.accessKeyId as access_key_id, sourceIPAddress
     from events
     where userIdentity.type in ('AssumedRole', 'FederatedUser', 'IAMUser', 'Root', 'IdentityCenterUser')
       and starts_with(userIdentity.accessKeyId, 'ASIA')
       and coalesce(userIdentity.invokedBy, '') = ''
-      and regexp_full_match(sourceIPAddress, '[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*')
+),
+
+public_pairs as (
+    -- each (session, address) pair judged once: IP literals that are not private, shared or internal
+    select access_key_id, sourceIPAddress
+    from session_keys
+    where regexp_full_match(sourceIPAddress, '[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*')
       and not regexp_full_match(
           sourceIPAddress,
           '(10\..*|127\..*|169\.254\..*|192\.168\..*|172\.(1[6-9]|2[0-9]|3[01])\..*|100\.(6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])\..*|(?i:f[cd][0-9a-f]{2}:.*|fe80:.*|::1))'
       )
+),
+
+copied_sessions as (
+    select access_key_id
+    from public_pairs
+    group by access_key_id
+    having count(*) >= $session_ip_threshold
+),
+
+session_calls as (
+    -- pass 2, only the copied sessions' calls from public addresses
+    select
+        e.eventID,
+        e.eventTime,
+        coalesce(e.userIdentity.accountId, e.recipientAccountId) as account_id,
+        e.awsRegion,
+        nullif(e.userIdentity.arn, '') as arn,
+        coalesce(
+            nullif(e.userIdentity.userName, ''),
+            case when e.userIdentity.type = 'Root' then 'root' end,
+            nullif(regexp_extract(e.userIdentity.arn, '[^/]+$'), '')
+        ) as user_name,
+        e.userIdentity.accessKeyId as access_key_id,
+        e.sourceIPAddress,
+        e.userAgent
+    from events as e
+    semi join public_pairs as p
+        on p.access_key_id = e.userIdentity.accessKeyId and p.sourceIPAddress = e.sourceIPAddress
+    where e.userIdentity.type in ('AssumedRole', 'FederatedUser', 'IAMUser', 'Root', 'IdentityCenterUser')
+      and starts_with(e.userIdentity.accessKeyId, 'ASIA')
+      and coalesce(e.userIdentity.invokedBy, '') = ''
+      and e.userIdentity.accessKeyId in (select access_key_id from copied_sessions)
 ),
 
 sessions as (
@@ -102,7 +137,6 @@ sessions as (
         ) as details
     from session_calls
     group by access_key_id
-    having count(distinct sourceIPAddress) >= $session_ip_threshold
 )
 
 select * from first_seen
