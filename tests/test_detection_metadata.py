@@ -120,3 +120,20 @@ def test_positive_cases_must_check_principal_and_source_ip(tmp_path: Path) -> No
     meta.write_text(meta.read_text().replace('principal = "arn:aws:iam::111122223333:user/admin", ', ""))
     with pytest.raises(CatalogueError, match=r"must check expect\.principal"):
         load_catalogue(root)
+
+
+def test_a_detection_over_a_staging_view_loads_and_lints(tmp_path: Path) -> None:
+    """Reading console_signins alone is allowed (the view's own first step is selective); an unknown view is not."""
+    root = _copy_template(tmp_path)
+    sql = root / "template-example.sql"
+    over_view = (
+        "select null as severity, account_id, region, principal, user_name, source_ip, user_agent,\n"
+        "    eventTime as first_seen, eventTime as last_seen, 1 as count, [eventID] as event_ids,\n"
+        "    json_object('root_severity', $root_severity) as details\n"
+        "from console_signins where outcome = 'Failure'\n"
+    )
+    sql.write_text(over_view)
+    assert lint_catalogue(load_catalogue(root)) == []
+    sql.write_text(over_view.replace("from console_signins", "from my_private_table"))
+    with pytest.raises(CatalogueError, match="must read the events view"):
+        load_catalogue(root)
