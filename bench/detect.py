@@ -43,6 +43,7 @@ import json, sys, time
 import duckdb, pyarrow as pa
 from analyzer.detect import run_detections
 from analyzer.schema import EVENT_FIELDS, is_json
+from analyzer.store.views import install_views
 
 def duck_type(field):
     t = field.type
@@ -69,6 +70,10 @@ con.execute(f'''
     from (select unnest(Records) as r
           from read_json({paths}, columns = {{'Records': '{record}[]'}}, maximum_object_size = 268435456))
 ''')
+# the staging views the catalogue reads (and an empty superseded-evidence view for log-object-rewritten)
+con.execute("create view events_superseded as select *, null::varchar as source_object, null::bigint as record_index, "
+            "null::varchar as superseded_by, null::timestamptz as superseded_at from events where false")
+install_views(con)
 started = time.perf_counter()
 result = run_detections(con)
 print(json.dumps({"seconds": time.perf_counter() - started, "alerts": result.alerts.height,
