@@ -3,7 +3,8 @@
 -- bucket when one was read), a KMS key removed or replaced, isMultiRegionTrail or
 -- includeGlobalServiceEvents or enableLogFileValidation set to false, or its CloudWatch Logs
 -- delivery removed. Other sinks: AWS Config recorder stopped or deleted, delivery channel deleted;
--- CloudTrail Lake ingestion stopped or event data store deleted; VPC flow logs deleted.
+-- CloudTrail Lake ingestion stopped or event data store deleted; VPC flow logs deleted; Route 53
+-- Resolver query logging deleted or disassociated.
 -- Successful calls only. cloudtrail-tampering reports every UpdateTrail; this says what changed.
 with calls as (
     select
@@ -25,10 +26,13 @@ with calls as (
         -- a trail is named by name or ARN; compare by its last path segment
         regexp_extract(coalesce(json_extract_string(requestParameters, '$.name'), ''), '[^/]+$') as trail
     from events
-    where eventSource in ('cloudtrail.amazonaws.com', 'config.amazonaws.com', 'ec2.amazonaws.com')
+    where eventSource in (
+          'cloudtrail.amazonaws.com', 'config.amazonaws.com', 'ec2.amazonaws.com', 'route53resolver.amazonaws.com'
+      )
       and eventName in (
           'CreateTrail', 'UpdateTrail', 'StopEventDataStoreIngestion', 'DeleteEventDataStore',
-          'StopConfigurationRecorder', 'DeleteConfigurationRecorder', 'DeleteDeliveryChannel', 'DeleteFlowLogs'
+          'StopConfigurationRecorder', 'DeleteConfigurationRecorder', 'DeleteDeliveryChannel', 'DeleteFlowLogs',
+          'DeleteResolverQueryLogConfig', 'DisassociateResolverQueryLogConfig'
       )
       and coalesce(errorCode, '') = ''
 ),
@@ -73,6 +77,7 @@ sink_changes as (
         [case
             when eventName like '%EventDataStore%' then 'cloudtrail_lake_off'
             when eventSource = 'config.amazonaws.com' then 'config_recording_off'
+            when eventSource = 'route53resolver.amazonaws.com' then 'dns_query_logs_off'
             else 'flow_logs_deleted'
         end] as changes
     from calls
@@ -86,7 +91,8 @@ redirected as (
 )
 
 select
-    case when list_has_any(changes, ['kms_key', 'cloudwatch_logs_removed', 'flow_logs_deleted']) and not
+    case when list_has_any(changes, ['kms_key', 'cloudwatch_logs_removed', 'flow_logs_deleted', 'dns_query_logs_off'])
+        and not
         list_has_any(changes, ['s3_bucket', 'multi_region_off', 'global_service_events_off',
                                'log_file_validation_off', 'cloudtrail_lake_off', 'config_recording_off'])
         then 'medium' end as severity,

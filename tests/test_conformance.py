@@ -210,3 +210,35 @@ def test_aws_doc_example(stem: str) -> None:
 def test_every_aws_example_has_an_expectation_and_a_license() -> None:
     assert set(AWS_EXPECTED) == {p.stem for p in AWS_DOCS.glob("*.json")}
     assert (AWS_DOCS / "LICENSE.md").is_file() and (AWS_DOCS / "PROVENANCE.md").is_file()
+
+
+# --- real detonations: Stratus Red Team's captured CloudTrail logs (fixtures/conformance/real) ---
+
+STRATUS = FIXTURES / "real" / "stratus-detonation-logs" / "docs" / "detonation-logs"
+
+#: Technique → the detections that fire on its logs alone (exactly; every other technique raises nothing).
+#: The misses are outside the catalogue's identity/sign-in/logging scope (EC2, SSM, Lambda, secrets, sharing),
+#: or invisible in these anonymised logs (ec2-steal-instance-credentials: one source IP for the stolen session).
+STRATUS_EXPECTED: dict[str, set[str]] = {
+    "aws.defense-evasion.cloudtrail-delete": {"cloudtrail-tampering"},
+    "aws.defense-evasion.cloudtrail-event-selectors": {"cloudtrail-tampering"},
+    "aws.defense-evasion.cloudtrail-stop": {"cloudtrail-tampering"},
+    "aws.defense-evasion.dns-delete-logs": {"logging-redirected"},
+    "aws.defense-evasion.vpc-remove-flow-logs": {"logging-redirected"},
+    "aws.initial-access.console-login-without-mfa": {"console-login-without-mfa"},
+    "aws.persistence.iam-backdoor-user": {"access-key-for-other-user"},
+    "aws.persistence.iam-create-admin-user": {"access-key-for-other-user"},
+    "aws.persistence.iam-create-user-login-profile": {"login-profile-changed"},
+    "aws.persistence.sts-federation-token": {"federation-token-without-mfa"},
+    "aws.privilege-escalation.iam-update-user-login-profile": {"login-profile-changed"},
+}
+
+
+@pytest.mark.parametrize("technique", sorted(p.stem for p in STRATUS.glob("*.json")))
+def test_stratus_detonation(technique: str) -> None:
+    con = events_connection(json.loads((STRATUS / f"{technique}.json").read_text()))
+    try:
+        fired = set(run_detections(con).alerts["detection_id"].to_list())
+    finally:
+        con.close()
+    assert fired == STRATUS_EXPECTED.get(technique, set())
