@@ -234,6 +234,7 @@ STRATUS_EXPECTED: dict[str, set[str]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("technique", sorted(p.stem for p in STRATUS.glob("*.json")))
 def test_stratus_detonation(technique: str) -> None:
     con = events_connection(json.loads((STRATUS / f"{technique}.json").read_text()))
@@ -242,3 +243,20 @@ def test_stratus_detonation(technique: str) -> None:
     finally:
         con.close()
     assert fired == STRATUS_EXPECTED.get(technique, set())
+
+
+def test_invictus_capture_shows_the_login_profile_takeover_correlation() -> None:
+    """Invictus IR's real lab capture: bert-jan creates a login profile for a new user, who then signs in (no MFA)
+    from bert-jan's own IP: login-profile-changed is critical, with the change and the sign-in as its evidence."""
+    records = [r for p in sorted((FIXTURES / "real" / "invictus-aws-dataset").rglob("*.json"))
+               for r in json.loads(p.read_text())["Records"]]
+    con = events_connection(records)
+    try:
+        alerts = run_detections(con, only=["login-profile-changed"]).alerts
+    finally:
+        con.close()
+    critical = alerts.filter(pl.col("severity") == "critical").to_dicts()
+    assert [(a["principal"], a["source_ip"], a["event_ids"]) for a in critical] == [(
+        "arn:aws:iam::123837392027:user/bert-jan", "192.168.10.20",
+        ["1170c908-ce8d-4c6f-bc65-cf43aae5235b", "70e5932e-9022-4b38-837e-ca10dad94eb7"],
+    )]
