@@ -1,24 +1,16 @@
 """Ad-hoc, read-only SQL over the dataset: what ``analyzer sql`` and notebooks run queries with.
 
-Read-only is enforced by DuckDB itself, not by inspecting the SQL. :func:`open_readonly` builds
-the usual ``events``/``events_all`` views (:func:`analyzer.store.connect`) and the investigation
-views (:mod:`analyzer.store.views`), then:
+Read-only is enforced by DuckDB itself, not by inspecting the SQL: :func:`open_readonly` is
+:func:`analyzer.store.connect`, whose connection is sealed by :mod:`analyzer.store.sandbox`
+(the ``events`` views and the investigation views, then):
 
-1. *pins* the Parquet files the views read to Arrow datasets registered with the connection, so
-   the views no longer name a path (pyarrow reads the files; it has no way to write them);
-2. turns DuckDB's file system off (``enable_external_access = false``, with empty
-   ``allowed_paths``/``allowed_directories``), and with it extension installing and loading;
-3. locks the configuration (``lock_configuration = true``), so no statement can turn 2 back on.
-   A few harmless settings stay changeable (:data:`ALLOWED_CONFIGS`: time zone, threads, memory).
-
-Why pinning: DuckDB's allow lists grant writing as well as reading. With ``allowed_directories``
-set to the dataset, ``COPY … TO 'DATA/event_date=…/x.parquet'`` adds files to it; with
-``allowed_paths`` set to its files, ``COPY … TO '<one of them>' (USE_TMP_FILE false)`` overwrites
-one and ``ATTACH`` opens one as a database. With no allow list at all, no SQL statement can open
-any file: ``COPY … TO``, ``EXPORT DATABASE``, ``ATTACH 'file'``, ``INSTALL``/``LOAD``,
-``read_text``/``read_blob``/``read_csv``/``glob`` and persistent secrets all fail with DuckDB's
-"Permission Error". What remains possible is harmless: in-memory tables, views and macros of this
-connection (``DROP VIEW events`` drops a name in memory, never a file).
+the views read only the files pinned when it was opened, DuckDB's file system, extensions and
+temporary directory are off, and the configuration (memory and thread caps included) is locked.
+No SQL statement can open any file: ``COPY … TO``, ``EXPORT DATABASE``, ``ATTACH 'file'``,
+``INSTALL``/``LOAD``, ``read_text``/``read_blob``/``read_csv``/``glob`` and persistent secrets all
+fail with DuckDB's "Permission Error". What remains possible is harmless: in-memory tables, views
+and macros of this connection (``DROP VIEW events`` drops a name in memory, never a file).
+``timeout`` bounds a query's time (:class:`QueryTimeout`).
 
 The connection is a snapshot: the files present when it was opened (a new ingest needs a new
 connection). Library functions raise :class:`QueryError` (an :class:`AnalyzerError`) with
@@ -37,37 +29,11 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from analyzer.errors import AnalyzerError
-from analyzer.schema import PARTITION_COLUMN, SCHEMA
 from analyzer.store.engine import connect
-from analyzer.store.layout import Layout
-from analyzer.store.views import install_views
-
-#: Settings a read-only session may still change: none of them reaches a file.
-ALLOWED_CONFIGS = (
-    "TimeZone",
-    "Calendar",
-    "threads",
-    "memory_limit",
-    "default_order",
-    "default_null_order",
-    "preserve_insertion_order",
-)
-
-#: Applied in order; the last one makes every earlier one permanent for the connection.
-LOCKDOWN = (
-    "set python_enable_replacements = false",  # no reading Python variables by name
-    "set autoinstall_known_extensions = false",
-    "set autoload_known_extensions = false",
-    "set allow_community_extensions = false",
-    "set allowed_paths = []",
-    "set allowed_directories = []",
-    "set enable_external_access = false",
-    "set allowed_configs = [" + ", ".join(f"'{name}'" for name in ALLOWED_CONFIGS) + "]",
-    "set lock_configuration = true",
-)
+from analyzer.store.sandbox import QueryTimeout as QueryTimeout
+from analyzer.store.sandbox import SandboxError, allows_paths, check_statements, time_limit
 
 #: Statement types whose result is rows worth showing (the others report a count or nothing).
 ROW_STATEMENTS = frozenset(
@@ -82,16 +48,6 @@ ROW_STATEMENTS = frozenset(
         duckdb.StatementType.DELETE,
     }
 )
-
-EVENTS_SCHEMA = SCHEMA.append(pa.field(PARTITION_COLUMN, pa.date32()))
-DUPLICATES_SCHEMA = pa.schema([pa.field("source_object", pa.string()), pa.field("record_index", pa.int32())])
-
-# read_parquet('<path>', (option = value), ...) as DuckDB prints a view's definition
-_READ_PARQUET = re.compile(r"read_parquet\('((?:[^']|'')*)'((?:\s*,\s*\(\w+\s*=\s*\w+\))*)\)", re.IGNORECASE)
-_FILE_READERS = re.compile(
-    r"\b(read_parquet|parquet_scan|read_csv\w*|read_json\w*|read_text|read_blob|glob)\s*\(", re.IGNORECASE
-)
-
 
 Params = dict[str, Any] | None
 
@@ -139,61 +95,6 @@ def _message(exc: BaseException) -> str:
     return visible(str(exc).strip()) or type(exc).__name__
 
 
-def _events_dataset(layout: Layout) -> ds.Dataset:
-    files = sorted(str(p) for p in layout.root.glob(f"{PARTITION_COLUMN}=*/*.parquet"))
-    partitioning = ds.partitioning(pa.schema([pa.field(PARTITION_COLUMN, pa.date32())]), flavor="hive")
-    return ds.dataset(
-        files, schema=EVENTS_SCHEMA, format="parquet", partitioning=partitioning, partition_base_dir=str(layout.root)
-    )
-
-
-def _duplicates_dataset(layout: Layout) -> ds.Dataset:
-    files = sorted(str(p) for p in layout.duplicates.glob("*.parquet"))
-    return ds.dataset(files, schema=DUPLICATES_SCHEMA, format="parquet")
-
-
-def pin_files(con: duckdb.DuckDBPyConnection, layout: Layout) -> None:
-    """Point the views that read the dataset's Parquet by path at Arrow datasets of those files.
-
-    Only the two sources the engine creates are known (the data glob and the duplicate index);
-    a view reading any other file makes this raise, rather than fail later with a permission error.
-    """
-    known = {
-        layout.data_glob(): ("_readonly_events", _events_dataset),
-        str(layout.duplicates / "*.parquet"): ("_readonly_duplicates", _duplicates_dataset),
-    }
-    registered: set[str] = set()
-
-    def replace(match: re.Match[str]) -> str:
-        path = match.group(1).replace("''", "'")
-        if path not in known:
-            return match.group(0)
-        name, build = known[path]
-        if name not in registered:
-            con.register(name, build(layout))
-            registered.add(name)
-        return name
-
-    views = con.execute("select view_name, sql from duckdb_views() where not internal").fetchall()
-    for _name, sql in views:
-        pinned = _READ_PARQUET.sub(replace, sql)
-        if pinned != sql:
-            con.execute(re.sub(r"^\s*create\s+view", "create or replace view", pinned, count=1, flags=re.I))
-    for name, sql in con.execute("select view_name, sql from duckdb_views() where not internal").fetchall():
-        if _FILE_READERS.search(sql):
-            raise AnalyzerError(f"view {name} reads files by path; cannot open it read-only")
-
-
-def lock_down(con: duckdb.DuckDBPyConnection, layout: Layout | None = None) -> duckdb.DuckDBPyConnection:
-    """Make ``con`` read-only for good: pin the dataset's files, switch off file access, lock."""
-    if layout is not None:
-        pin_files(con, layout)
-    con.execute("set TimeZone = 'UTC'")  # CloudTrail times are UTC; `event_date` is a UTC date
-    for statement in LOCKDOWN:
-        con.execute(statement)
-    return con
-
-
 def open_readonly(
     data: Path | str | None = None,
     *,
@@ -205,9 +106,7 @@ def open_readonly(
 
     ``data`` is a dataset directory; ``table`` rows in the canonical schema (tests, notebooks).
     """
-    con = connect(data, table=table, memory_limit=memory_limit, threads=threads)
-    install_views(con)
-    return lock_down(con, Layout(Path(data)) if data is not None and table is None else None)
+    return connect(data, table=table, memory_limit=memory_limit, threads=threads, arrow=True)  # sealed, with the views
 
 
 def statement_complete(text: str) -> bool:
@@ -298,6 +197,11 @@ class _Script:
             raise self.error(exc) from exc
         if not statements:
             raise QueryError("no SQL statement to run")
+        if allows_paths(con):  # a connection that may read the dataset's files natively must not write them
+            try:
+                check_statements(con, self.body)
+            except SandboxError as exc:
+                raise QueryError(str(exc)) from exc
         self.statements: list[tuple[int, duckdb.Statement]] = []
         start = 0
         for statement in statements:
@@ -370,15 +274,20 @@ def execute_each(
             result.reader.close()
 
 
-def query_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> pa.Table:
-    """All rows of the last statement of ``sql`` as a pyarrow Table."""
-    result = execute(con, sql, params)
-    return pa.Table.from_batches(list(result.batches()), schema=result.reader.schema)
+def query_arrow(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Params = None, *, timeout: float | None = None
+) -> pa.Table:
+    """All rows of the last statement of ``sql`` as a pyarrow Table, within ``timeout`` seconds."""
+    with time_limit(con, timeout):
+        result = execute(con, sql, params)
+        return pa.Table.from_batches(list(result.batches()), schema=result.reader.schema)
 
 
-def query_polars(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> pl.DataFrame:
-    """All rows of the last statement of ``sql`` as a Polars DataFrame."""
-    frame = pl.from_arrow(query_arrow(con, sql, params))
+def query_polars(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Params = None, *, timeout: float | None = None
+) -> pl.DataFrame:
+    """All rows of the last statement of ``sql`` as a Polars DataFrame, within ``timeout`` seconds."""
+    frame = pl.from_arrow(query_arrow(con, sql, params, timeout=timeout))
     assert isinstance(frame, pl.DataFrame)
     return frame
 
@@ -403,10 +312,11 @@ def timeline(
     )
 
 
-def run(sql: str, data: Path | str) -> pa.Table:
-    """One read-only query against a dataset directory (opens and closes its own connection)."""
+def run(sql: str, data: Path | str, *, timeout: float | None = None) -> pa.Table:
+    """One read-only query against a dataset directory (opens and closes its own connection);
+    ``timeout`` seconds bound its time (:class:`~analyzer.store.sandbox.QueryTimeout`)."""
     con = open_readonly(data)
     try:
-        return query_arrow(con, sql)
+        return query_arrow(con, sql, timeout=timeout)
     finally:
         con.close()

@@ -205,8 +205,11 @@ def test_dropping_views_stays_in_memory(data: Path) -> None:
 
 def test_harmless_settings_stay_changeable(data: Path) -> None:
     con = open_readonly(data)
-    table = query_arrow(con, "set TimeZone = 'Europe/Paris'; set threads = 2; select current_setting('TimeZone') as tz")
+    table = query_arrow(con, "set TimeZone = 'Europe/Paris'; select current_setting('TimeZone') as tz")
     assert table.to_pylist() == [{"tz": "Europe/Paris"}]
+    for cap in ("set threads = 2", "set memory_limit = '100GB'"):  # the tool's caps, not the query's
+        with pytest.raises(QueryError, match="configuration has been locked"):
+            query_arrow(con, cap)
 
 
 def test_cli_refuses_copy_with_exit_1(runner: CliRunner, data: Path, tmp_path: Path) -> None:

@@ -133,6 +133,11 @@ def detect_command(
                      "else high."),
     ] = None,
     quiet: QuietOption = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0, help="Stop (exit 1) when the detections run longer than this many seconds "
+                     "(default: no limit)."),
+    ] = None,
 ) -> None:
     """Run the detection catalogue over the dataset and report the alerts.
 
@@ -155,7 +160,7 @@ def detect_command(
         run = run_detections(
             con, since=start, until=end, only=only,
             params=merge_overrides(params_from_config(settings), overrides),
-            allowlist=Allowlist.from_config(settings), catalogue=catalogue,
+            allowlist=Allowlist.from_config(settings), catalogue=catalogue, timeout=timeout,
         )
         to_terminal = fmt is Format.table and output is None
         alerts_only = quiet and to_terminal

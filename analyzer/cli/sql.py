@@ -435,6 +435,11 @@ def sql_command(
         int | None,
         typer.Option("--max-rows", min=0, help="Rows a table shows (default: the terminal height; 0: all)."),
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0, help="Stop (exit 1) when the query runs longer than this many seconds "
+                     "(default: no limit)."),
+    ] = None,
 ) -> None:
     """Run read-only SQL against the dataset's `events` view and the investigation views.
 
@@ -448,6 +453,7 @@ def sql_command(
     Example: analyzer sql "select principal, source_ip, count(*) from signins where outcome = 'Failure' group by all"
     """
     from analyzer.sql import execute, open_readonly
+    from analyzer.store.sandbox import time_limit
 
     text = _query_text(query, file)
     if output is not None:
@@ -461,6 +467,7 @@ def sql_command(
             with line_history(history_file()):
                 repl(con, fmt=fmt, max_rows=max_rows)
             return
-        emit(execute(con, text), fmt, output, max_rows, stdout)
+        with time_limit(con, timeout):
+            emit(execute(con, text), fmt, output, max_rows, stdout)
     finally:
         con.close()

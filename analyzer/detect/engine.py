@@ -28,6 +28,7 @@ from analyzer.detect.catalogue import Catalogue, Detection, load_catalogue
 from analyzer.detect.params import Overrides, resolve_params
 from analyzer.detect.shape import ALERT_COLUMNS, ALERT_SCHEMA, SEVERITIES, empty_alerts, severity_rank, wrap_query
 from analyzer.errors import AnalyzerError
+from analyzer.store.sandbox import SandboxError, check_statements, time_limit
 from analyzer.timespec import utc
 
 
@@ -114,13 +115,16 @@ def run_detections(
     params: Overrides | None = None,
     allowlist: Allowlist | Mapping[str, Any] | None = None,
     catalogue: Catalogue | None = None,
+    timeout: float | None = None,
 ) -> DetectionRun:
     """Run the selected detections (all by default) over ``events`` in ``[since, until)``.
 
     ``params`` maps detection id → parameter name → value (text or typed; see
     :mod:`analyzer.detect.params`); ``allowlist`` is an :class:`Allowlist` or the ``[allowlist]``
-    table. Raises :class:`AnalyzerError` for unknown ids/parameters, bad values, or a query that fails.
+    table. Raises :class:`AnalyzerError` for unknown ids/parameters, bad values, or a query that fails;
+    ``timeout`` (seconds, the whole catalogue) stops the run with :class:`~analyzer.store.sandbox.QueryTimeout`.
     """
+    deadline = time.monotonic() + timeout if timeout else None
     catalogue = catalogue if catalogue is not None else load_catalogue()
     selected = catalogue.select(only)
     effective = resolve_params(catalogue, selected, params)
@@ -149,7 +153,8 @@ def run_detections(
                     f"where {window.predicate(lookback)}"
                 )
                 shadow = lookback
-            frame = _run_one(con, detection, effective[detection.id])
+            with time_limit(con, None if deadline is None else max(deadline - time.monotonic(), 0.001)):
+                frame = _run_one(con, detection, effective[detection.id])
             if lookback and window.since is not None:
                 frame = frame.filter(pl.col("last_seen") >= window.since)
             frames.append(frame)
@@ -181,8 +186,9 @@ def _run_one(con: duckdb.DuckDBPyConnection, detection: Detection, values: Mappi
     sql = wrap_query(detection.sql, detection.severity)
     bound = {name: values[name] for name in detection.param_names_in_sql()}
     try:
+        check_statements(con, sql)  # the sandbox allows the dataset's files: no statement may write them
         table = con.sql(sql, params=bound).to_arrow_table()
-    except duckdb.Error as exc:
+    except (duckdb.Error, SandboxError) as exc:
         raise AnalyzerError(f"detection {detection.id} ({detection.sql_path.name}) failed: {exc}") from exc
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)

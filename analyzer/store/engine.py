@@ -21,6 +21,7 @@ from analyzer.errors import AnalyzerError
 from analyzer.schema import PARTITION_COLUMN, SCHEMA
 from analyzer.store.dedup import IDENTITY_SQL, decode_losers
 from analyzer.store.layout import Layout
+from analyzer.store.sandbox import seal
 from analyzer.store.versions import EVIDENCE_SUFFIX, superseded_dir
 from analyzer.store.views import install_views
 
@@ -83,8 +84,11 @@ def connect(
     superseded: pa.Table | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
+    arrow: bool = False,
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the ``events`` and ``events_all`` views.
+    """A DuckDB connection with the ``events`` and ``events_all`` views, sealed (no file access but
+    the dataset's files, settings locked: :mod:`analyzer.store.sandbox`; ``arrow``: pyarrow reads
+    the files and DuckDB none, for ad-hoc SQL).
 
     Pass ``data`` (a dataset directory) or ``table`` (rows in the canonical schema plus
     ``event_date``, as :func:`analyzer.ingest.build_table` makes them: for tests and notebooks);
@@ -104,7 +108,7 @@ def connect(
         con.execute(f"create or replace view events as {DEDUP_BY_WINDOW}")
         _install_superseded(con, None, superseded)
         install_views(con)
-        return con
+        return seal(con)  # every query on the user's behalf runs sealed (analyzer/store/sandbox.py)
     if data is None:
         raise AnalyzerError("connect() needs a dataset directory or a table")
     layout = Layout(Path(data))
@@ -128,4 +132,4 @@ def connect(
         con.execute("create or replace view events as select * from events_all")
     _install_superseded(con, layout)
     install_views(con)
-    return con
+    return seal(con, layout.root, arrow=arrow)  # queries on the user's behalf run sealed (analyzer/store/sandbox.py)
