@@ -30,6 +30,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from analyzer.alerts import sanitize
 from analyzer.errors import AnalyzerError
 from analyzer.store.engine import connect
 from analyzer.store.sandbox import QueryTimeout as QueryTimeout
@@ -76,10 +77,6 @@ class Result:
             raise QueryError(_shift_lines(_message(exc), self.line_offset)) from exc
 
 
-# C0/C1 controls but the line break, DEL, bidirectional overrides and zero-width characters
-_UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2069\ufeff]")
-
-
 def visible(text: str) -> str:
     """``text`` with every control character written as its escape (``\\x1b``): safe on a terminal.
 
@@ -87,7 +84,7 @@ def visible(text: str) -> str:
     an investigator needs to *see* an escape sequence, not have the terminal obey or drop it.
     Line breaks are kept (DuckDB's messages use them); table cells escape them separately.
     """
-    return _UNPRINTABLE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+    return sanitize.visible(text, keep_newlines=True)
 
 
 def _message(exc: BaseException) -> str:

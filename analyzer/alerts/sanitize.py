@@ -23,6 +23,15 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029
 _WHITESPACE_CONTROL = re.compile("[\t\n\r\v\f\u2028\u2029]+")
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+# what GitHub-flavoured Markdown turns into a link on its own: scheme://, www., an e-mail's @
+_AUTOLINK = re.compile(r"(?<=[A-Za-z0-9])(:)(?=//)|(?<=\bwww)(\.)|(@)", re.IGNORECASE)
+# C0/C1 controls, DEL, bidirectional overrides and zero-width characters, written out by visible()
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2069\ufeff]")
+_UNPRINTABLE_BUT_NEWLINE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2069\ufeff]"
+)
+#: What a spreadsheet runs as a formula when a cell starts with it (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def text(value: object) -> str:
@@ -40,15 +49,42 @@ def text(value: object) -> str:
     return _CONTROL.sub("", result)
 
 
+def _escape(match: re.Match[str]) -> str:
+    return match.group(0).encode("unicode_escape").decode("ascii")
+
+
+def visible(value: object, *, keep_newlines: bool = False) -> str:
+    """``value`` with every control character written as its escape (``\\x1b``, ``\\n``): one safe line.
+
+    For names an investigator must *see* exactly (object keys, file names, user names): an
+    escape sequence shows as text instead of being obeyed or silently dropped, and a line break in
+    a key cannot forge a line of the summary. ``keep_newlines`` keeps line breaks (messages that
+    are ours, like DuckDB's caret under a position).
+    """
+    if value is None:
+        return ""
+    result = str(value)
+    if result.isprintable():
+        return result
+    return (_UNPRINTABLE_BUT_NEWLINE if keep_newlines else _UNPRINTABLE).sub(_escape, result)
+
+
+def spreadsheet(value: str) -> str:
+    """A CSV cell a spreadsheet shows as text: one starting with ``= + - @``, tab or CR gets a
+    leading ``'`` (OWASP), so ``=HYPERLINK(…)`` from a user agent is not a formula."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
 def terminal(value: object) -> str:
     """For the terminal: :func:`text` (rich markup is neutralised by passing ``rich.text.Text``)."""
     return text(value)
 
 
 def markdown(value: object) -> str:
-    """For a Markdown table cell: no line breaks, no table or code metacharacters, no HTML."""
+    """For a Markdown table cell: no line breaks, no table or code metacharacters, no HTML, no autolinks."""
     result = text(value)
     result = _MARKDOWN_SPECIAL.sub(r"\\\1", result)
+    result = _AUTOLINK.sub(lambda m: "\\" + m.group(0), result)  # a bare URL stays text, not a link
     return result.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

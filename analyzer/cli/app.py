@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from analyzer.alerts.sanitize import visible
 from analyzer.errors import AnalyzerError, ExitCode
 from analyzer.timespec import parse_timespec
 
@@ -29,8 +30,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # ":x:" in an ARN stays text
+stdout = Console(highlight=False, soft_wrap=True, emoji=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,7 +51,7 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
             try:
                 return func(*a, **kw)
             except AnalyzerError as exc:
-                stderr.print(f"error: {exc}", markup=False)
+                stderr.print(f"error: {visible(str(exc), keep_newlines=True)}", markup=False)
                 raise typer.Exit(ExitCode.ERROR) from None
 
         app.command(*args, **kwargs)(wrapper)

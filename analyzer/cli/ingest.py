@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from analyzer.alerts.sanitize import visible
 from analyzer.cli.app import EXIT_CODES_HELP, DataOption, QuietOption, command, stderr, stdout
 from analyzer.errors import ExitCode
 from analyzer.sources.local import walk
@@ -38,14 +39,14 @@ def print_summary(stats: IngestStats) -> None:
         stdout.print(f"versions: {stats.same_content:,} file(s) at a new version with the same content "
                      "(recorded, not ingested again)", markup=False)
     for rewrite in stats.rewrites:
-        stdout.print(f"{rewrite} (the old rows are kept in events_superseded)", markup=False)
+        stdout.print(f"{visible(rewrite)} (the old rows are kept in events_superseded)", markup=False)
     for uri, reason in stats.failures:
-        stdout.print(f"failed: {uri}: {reason}", markup=False)
+        stdout.print(f"failed: {visible(uri)}: {visible(reason)}", markup=False)  # keys are attacker-chosen
     if stats.retried or stats.still_failing:
         stdout.print(f"retries: {stats.retried:,} earlier failure(s) tried again; {stats.still_failing:,} failure(s) "
                      "remain, retried by every run (`analyzer failures --data DIR` lists them)", markup=False)
     for uri, reason in stats.warnings:
-        stdout.print(f"warning: {uri}: {reason}", markup=False)
+        stdout.print(f"warning: {visible(uri)}: {visible(reason)}", markup=False)
     if stats.compaction and stats.compaction.rewritten:
         print_compaction(stats.compaction)
     if stats.quarantined:
@@ -96,7 +97,7 @@ def ingest_command(
         print_summary(stats)
         if verbose:
             for uri, reason in stats.skips:
-                stdout.print(f"skipped: {uri}: {reason}", markup=False)
+                stdout.print(f"skipped: {visible(uri)}: {visible(reason)}", markup=False)
     raise typer.Exit(stats.exit_code)
 
 
@@ -129,7 +130,7 @@ def compact_command(
     if not quiet:
         print_compaction(stats)
     for partition, reason in stats.failures:
-        stderr.print(f"not compacted: {partition}: {reason}", markup=False)
+        stderr.print(f"not compacted: {visible(partition)}: {visible(reason)}", markup=False)
     raise typer.Exit(ExitCode.PARTIAL if stats.failures else ExitCode.OK)
 
 
@@ -162,6 +163,7 @@ def quarantine_command(
             if raw:
                 stdout.print(json.dumps(item), markup=False)
             else:
-                stdout.print(f"{item['source_object']}#{item['record_index']}: {item['reason']}", markup=False)
+                stdout.print(f"{visible(item['source_object'])}#{item['record_index']}: {visible(item['reason'])}",
+                             markup=False)
         if not raw:
             stdout.print(f"{count} quarantined record(s)", markup=False)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from analyzer.alerts.sanitize import visible
 from analyzer.cli.app import DataOption, QuietOption, command, config_strings, stderr, stdout, time_option
 from analyzer.cli.detect import ConfigOption, Severity
 from analyzer.cli.ingest import print_summary
@@ -80,7 +81,7 @@ def _print(result: NightlyResult, source: str) -> None:
         f"({changes['new']} new, {changes['escalated']} escalated, {changes['grew']} grown, {changes['seen']} already "
         f"reported); {result.findings} to report at or above {result.fail_on}", markup=False)
     for path in result.reports:
-        stdout.print(f"report: {path}", markup=False)
+        stdout.print(f"report: {visible(path)}", markup=False)
     for delivery in result.deliveries:
         if delivery.ok:
             stdout.print(f"notify {delivery.label}: {_plural(len(delivery.sent), 'alert')} sent in "
@@ -193,13 +194,14 @@ def nightly_command(
             allowlist=Allowlist.from_config(settings_file), progress=progress,
         )
     for line in result.warnings:
-        stderr.print(f"warning: {line}", markup=False)
+        stderr.print(f"warning: {visible(line)}", markup=False)
     for line in result.problems[:MAX_PRINTED_PROBLEMS]:
-        stderr.print(f"error: {line}", markup=False)
+        stderr.print(f"error: {visible(line)}", markup=False)
     if len(result.problems) > MAX_PRINTED_PROBLEMS:
         stderr.print(f"error: … and {len(result.problems) - MAX_PRINTED_PROBLEMS} more", markup=False)
     for delivery in result.failed_notifiers:
-        stderr.print(f"error: notify {delivery.label}: {delivery.error}; {_plural(len(delivery.sent), 'alert')} sent, "
+        stderr.print(f"error: notify {visible(delivery.label)}: {visible(delivery.error)}; "
+                     f"{_plural(len(delivery.sent), 'alert')} sent, "
                      f"{_plural(len(delivery.failed), 'alert')} kept for the next run", markup=False)
     if not quiet:
         _print(result, where)

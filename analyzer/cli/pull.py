@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from analyzer.alerts.sanitize import visible
 from analyzer.cli.app import (
     EXIT_CODES_HELP,
     DataOption,
@@ -131,7 +132,7 @@ def pull_command(
     with pull_progress(not quiet, source) as progress:
         result = pull(source, data, since=start, until=end, fetch_threads=threads, progress=progress, now=now)
     for where, reason in result.listing.problems[:MAX_PRINTED_PROBLEMS]:
-        stderr.print(f"error: {where}: {reason}", markup=False)
+        stderr.print(f"error: {visible(where)}: {visible(reason)}", markup=False)
     if len(result.listing.problems) > MAX_PRINTED_PROBLEMS:
         stderr.print(f"error: … and {len(result.listing.problems) - MAX_PRINTED_PROBLEMS} more prefixes",
                      markup=False)

@@ -115,12 +115,15 @@ def _json_lines(result: Result) -> Iterator[str]:
 
 
 def write_csv(result: Result, out: IO[str]) -> int:
-    """CSV with a header; nested values as JSON text, times as ISO 8601 (``…Z`` for UTC)."""
+    """CSV with a header; nested values as JSON text, times as ISO 8601 (``…Z`` for UTC); a text
+    cell starting with ``= + - @``, tab or CR gets a leading ``'`` (:func:`~analyzer.alerts.sanitize.spreadsheet`)."""
+    from analyzer.alerts.sanitize import spreadsheet
+
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(result.reader.schema.names)
+    writer.writerow([spreadsheet(name) for name in result.reader.schema.names])
     rows = 0
-    for batch in result.batches():
-        writer.writerows([_text(v) for v in row] for row in _rows(batch))
+    for batch in result.batches():  # text a spreadsheet would run as a formula is quoted (OWASP)
+        writer.writerows([spreadsheet(v) if isinstance(v, str) else _text(v) for v in row] for row in _rows(batch))
         rows += batch.num_rows
     return rows
 
