@@ -172,7 +172,7 @@ def test_a_failing_webhook_is_retried_reported_and_sent_next_time(runner: CliRun
     alerts_1 = announced(tmp_path)
     assert error_lines(failed) == [
         f"error: notify webhook ${HOOK_ENV} (http://127.0.0.1:{hook.url.split(':')[2].split('/')[0]}/…): "
-        f"HTTP 500: no after 3 attempts; 0 alerts sent, {alerts_1} alerts kept for the next run"]
+        f"HTTP 500 Internal Server Error after 3 attempts; 0 alerts sent, {alerts_1} alerts kept for the next run"]
     assert "SECRETTOKEN" not in failed.output and SECRET_PATH not in failed.output
     assert hook.attempts == 3 and hook.delivered == []
     assert len(aws.published_fingerprints()) == alerts_1  # SNS delivered regardless

@@ -17,6 +17,7 @@ variable named in the configuration, and only ``scheme://host/…`` ever appears
 from __future__ import annotations
 
 import hashlib
+import http
 import http.client
 import json
 import os
@@ -232,16 +233,17 @@ def describe_sns_error(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code") or "")
-        detail = sanitize.text(error.get("Message") or "")
+        detail = sanitize.secrets(error.get("Message") or "")
         reason = SNS_ERRORS.get(code)
         return f"{reason} ({code}{': ' + detail if detail else ''})" if reason else f"{code}: {detail}"
     if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError | ProfileNotFound):
-        return f"no usable AWS credentials ({exc}); set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        return (f"no usable AWS credentials ({sanitize.secrets(exc)}); set AWS_PROFILE or "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
-        return f"cannot reach SNS ({exc})"
+        return f"cannot reach SNS ({sanitize.secrets(exc)})"
     if isinstance(exc, NoRegionError):
         return "no region for SNS"
-    return f"{type(exc).__name__}: {sanitize.text(exc)}"
+    return f"{type(exc).__name__}: {sanitize.secrets(exc)}"
 
 
 class SnsNotifier:
@@ -324,6 +326,13 @@ class SnsNotifier:
 
 
 # -- webhook ------------------------------------------------------------------------------------------
+def _status_phrase(code: int) -> str:
+    try:
+        return http.HTTPStatus(code).phrase
+    except ValueError:
+        return "(an unknown status)"
+
+
 def redact_url(url: str) -> str:
     """``https://hooks.slack.com/…``: the host says where; path, query and user info (the secrets)
     stay out."""
@@ -399,12 +408,15 @@ class WebhookNotifier:
         self.sleep = sleep
 
     def _scrub(self, text: str) -> str:
-        """Belt and braces: no error text may carry the URL, its path, query or user info."""
+        """Belt and braces: no error text may carry the URL, its path, query or user info; every
+        URL is cut to scheme://host by structure (:func:`sanitize.secrets`), then the exact parts
+        of ours are removed in case one was quoted without its scheme."""
         parts = urllib.parse.urlsplit(self.url)
-        text = text.replace(self.url, redact_url(self.url))
+        text = sanitize.secrets(text)
         for secret in (parts.path, parts.query, parts.netloc.rpartition("@")[0]):
-            if len(secret) > 1:
-                text = text.replace(secret, "…")
+            for form in {secret, secret.replace("/", "\\/"), urllib.parse.quote(secret, safe="")}:
+                if len(form) > 1:
+                    text = text.replace(form, "…")
         return text
 
     def payload(self, items: Sequence[Pending], context: NotifyContext, part: int = 1,
@@ -446,8 +458,9 @@ class WebhookNotifier:
                     response.read(65_536)
                 return None
             except urllib.error.HTTPError as exc:
-                detail = plain(exc.read(2_048).decode("utf-8", "replace"), 200) if exc.fp else ""
-                error = f"HTTP {exc.code}{': ' + detail if detail else ''}"
+                # the body is never echoed: an endpoint may quote the URL back (its path is the secret),
+                # in forms no substring search finds (JSON-escaped, encoded, cut in the middle)
+                error = f"HTTP {exc.code} {_status_phrase(exc.code)}"
                 if exc.code in (301, 302, 303, 307, 308):
                     error += " (redirects are not followed: use the final URL)"
                 transient = exc.code >= 500 or exc.code in (408, 429)

@@ -101,3 +101,42 @@ def html_block(value: object) -> str:
     if all(line.isprintable() for line in lines):
         return html.escape("\n".join(lines), quote=True)
     return "\n".join(html_text(line) for line in lines)
+
+
+# -- secrets ------------------------------------------------------------------------------------------
+# a URL in any form an error text may quote it: plain, JSON-escaped (https:\/\/h\/p), URL-encoded
+# (https%3A%2F%2Fh%2Fp); its scheme and host are kept, everything after (user info, path, query) goes
+_URL = re.compile(
+    r"(?P<scheme>\b[a-z][a-z0-9+.-]{1,15})(?::|%3a)(?://|\\/\\/|%2f%2f)"
+    r"(?:[^\s/\\@\"'<>%]*(?:@|%40))?(?P<host>[a-z0-9.\-\[\]:]+)?(?:(?:/|\\/|%2f|[?#])[^\s\"'<>]*)?",
+    re.IGNORECASE,
+)
+_AWS_SIGNED = re.compile(
+    r"((?:X-Amz-Security-Token|X-Amz-Credential|X-Amz-Signature|X-Amz-Date|AWSAccessKeyId|Signature|"
+    r"SessionToken|security[-_ ]token|aws_secret_access_key|aws_session_token)[\"']?\s*(?:=|:|%3D)\s*[\"']?)"
+    r"[^\s&\"'<>,;]+",
+    re.IGNORECASE,
+)
+_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{12,}\b")
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9+/=_\-]{40,}")  # secret keys (40), session tokens (hundreds), signatures
+
+
+def redact_url(url: str) -> str:
+    """``https://host/…``: where a URL points, without user info, path or query (the secrets)."""
+    match = _URL.match(url.strip())
+    if not match:
+        return "(a URL)"
+    return f"{match.group('scheme').lower()}://{match.group('host') or '?'}/…"
+
+
+def secrets(value: object) -> str:
+    """An error text made safe to print or store: every URL cut to scheme://host (in plain,
+    JSON-escaped and URL-encoded forms), AWS key ids, signatures and session tokens removed, and
+    control characters written out (:func:`visible`). Structural, so a secret nobody listed, or
+    an echoed prefix of one, is removed all the same."""
+    result = "" if value is None else str(value)
+    result = _URL.sub(lambda m: f"{m.group('scheme')}://{m.group('host') or '?'}/…", result)
+    result = _AWS_SIGNED.sub(r"\1…", result)
+    result = _AWS_KEY_ID.sub("(an access key id)", result)
+    result = _LONG_TOKEN.sub("…", result)
+    return visible(result)

@@ -48,6 +48,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from analyzer.alerts import sanitize
 from analyzer.alerts.records import alert_dicts, dumps
 from analyzer.alerts.shape import severity_rank
 from analyzer.errors import AnalyzerError
@@ -369,7 +370,7 @@ class AlertState:
         with self._transaction():
             self.db.executemany(
                 "update deliveries set attempts = attempts + 1, last_error = ? where notifier = ? and fingerprint = ?",
-                [(error, notifier, f) for f in fingerprints])
+                [(sanitize.secrets(error), notifier, f) for f in fingerprints])  # no secret is stored
 
     def delivery_status(self, fingerprint_: str) -> dict[str, str]:
         """Notifier → pending/sent for one alert (for tests and troubleshooting)."""

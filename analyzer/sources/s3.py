@@ -51,6 +51,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
+from analyzer.alerts.sanitize import secrets
 from analyzer.errors import AnalyzerError
 from analyzer.sources.layout import Position, S3Location, date_prefixes, is_account, is_org, position
 from analyzer.sources.window import Window
@@ -122,12 +123,13 @@ def fatal_message(exc: BaseException, where: str) -> str | None:
     code = error_code(exc)
     if code in FATAL_CODES:
         detail = exc.response.get("Error", {}).get("Message") if isinstance(exc, ClientError) else None
+        detail = secrets(detail) if detail else None  # S3 may echo the signed request: tokens, key ids
         return f"{where}: {FATAL_CODES[code]} ({code}{': ' + detail if detail else ''})"
     if isinstance(exc, CREDENTIAL_ERRORS):
-        return (f"{where}: no usable AWS credentials ({exc}); set AWS_PROFILE or --profile, "
+        return (f"{where}: no usable AWS credentials ({secrets(exc)}); set AWS_PROFILE or --profile, "
                 "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
     if isinstance(exc, UNREACHABLE_ERRORS):
-        return f"{where}: cannot reach S3 ({exc})"
+        return f"{where}: cannot reach S3 ({secrets(exc)})"  # an endpoint URL's user info is not printed
     return None
 
 
@@ -135,15 +137,15 @@ def describe(exc: BaseException, permission: str) -> str:
     """A short, single-line reason for a failed request; a denial names the ``permission`` it needs."""
     if isinstance(exc, ClientError):
         code = error_code(exc)
-        message = exc.response.get("Error", {}).get("Message") or ""
+        message = secrets(exc.response.get("Error", {}).get("Message") or "")
         if code == "PreconditionFailed":
             return "changed since it was listed (the next pull fetches the new version)"
         if code in ("NoSuchKey", "404"):
             return "deleted since it was listed"
         if code in DENIED_CODES:
             return f"access denied (needs {permission}): {code}{': ' + message if message else ''}"
-        return f"{code}: {message}" if message else str(code)
-    return f"{type(exc).__name__}: {exc}"
+        return f"{code}: {message}" if message else secrets(code)
+    return f"{type(exc).__name__}: {secrets(exc)}"
 
 
 # -- clients ------------------------------------------------------------------------------------
