@@ -126,13 +126,16 @@ def test_secrets_removes_every_form_of_a_url(echoed: str) -> None:
 
 def test_alert_state_stores_no_secret(tmp_path: Any) -> None:
     from analyzer.alerts.state import AlertState
+    from test_alert_state import alert
 
-    (tmp_path / "_analyzer").mkdir()
-    state = AlertState(tmp_path, path=tmp_path / "alerts.sqlite")
-    state.mark_failed("webhook", ["f1"], "HTTP 403: " + _echoes(PATH)[1])
-    with sqlite3.connect(tmp_path / "alerts.sqlite") as db:
-        stored = " ".join(str(v) for row in db.execute("select * from deliveries") for v in row)
-    assert _leaks(stored) == []
+    with AlertState(tmp_path / "data") as state:
+        tracked = state.record([alert("e1")], subscribers={"webhook": "info"})
+        state.mark_failed("webhook", [t.fingerprint for t in tracked], "HTTP 403: " + _echoes(PATH)[1])
+        path = state.path
+    with sqlite3.connect(path) as db:
+        stored = [row[0] for row in db.execute("select last_error from deliveries")]
+    assert len(stored) == 1 and stored[0].startswith("HTTP 403")
+    assert _leaks(stored[0]) == [], stored
 
 
 def _client(endpoint: str) -> Any:
