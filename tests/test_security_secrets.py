@@ -125,8 +125,9 @@ def test_secrets_removes_every_form_of_a_url(echoed: str) -> None:
 
 
 def test_alert_state_stores_no_secret(tmp_path: Any) -> None:
-    from analyzer.alerts.state import AlertState
     from test_alert_state import alert
+
+    from analyzer.alerts.state import AlertState
 
     with AlertState(tmp_path / "data") as state:
         tracked = state.record([alert("e1")], subscribers={"webhook": "info"})
