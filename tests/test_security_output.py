@@ -93,3 +93,53 @@ def test_visible_is_one_line() -> None:
     shown = sanitize.visible(FORGED)
     assert "\n" not in shown and "\x1b" not in shown and shown.startswith("x\\nfailed:")
     assert sanitize.visible("a\u202eb") == "a\\u202eb"
+
+
+def _failed_signin(i: int, user: str, agent: str) -> dict[str, object]:
+    return {
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "IAMUser", "accountId": "111122223333", "accessKeyId": "", "userName": user},
+        "eventTime": f"2026-11-20T10:00:0{i}Z", "eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin",
+        "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.66", "userAgent": agent,
+        "errorMessage": "Failed authentication", "responseElements": {"ConsoleLogin": "Failure"},
+        "additionalEventData": {"MFAUsed": "No"}, "eventID": f"e5000000-0000-4000-8000-00000000000{i}",
+        "eventType": "AwsConsoleSignIn", "recipientAccountId": "111122223333",
+    }
+
+
+def test_hostile_user_names_and_agents_through_ingest_detect_and_render(tmp_path: Path) -> None:
+    """Control sequences and URLs chosen by whoever typed a user name, through ingest → detect → output."""
+    user = "eve\x1b]8;;https://evil.example/\x07admin\x1b]8;;\x07\u202e"
+    agent = "https://evil.example/phish \x1b[2J\x9b31m"
+    logs = tmp_path / "logs"
+    write_log(logs, log_key(0), [_failed_signin(i, user, agent) for i in range(3)])
+    data = tmp_path / "data"
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", str(logs), "--data", str(data), "--workers", "1"]).exit_code == 0
+    base = ["detect", "--data", str(data), "--only", "console-login-failures"]
+    table = runner.invoke(app, base)
+    markdown = runner.invoke(app, [*base, "--format", "markdown"])
+    for result in (table, markdown):
+        assert result.exit_code in (0, 3), result.output
+        assert "eve" in result.stdout and "admin" in result.stdout  # the alert is there
+        assert not any(c in result.stdout for c in "\x1b\x07\x9b\u202e"), repr(result.stdout)
+    assert "https://" not in markdown.stdout  # no bare URL for GitHub to link
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_csv_to_a_terminal_shows_escapes_and_a_file_keeps_them(data: Path, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from analyzer.cli.sql import OutputFormat, emit
+    from analyzer.sql import execute, open_readonly
+
+    query = "select userIdentity.userName as u from events where userIdentity.userName like '%click%'"
+    screen = _Terminal()
+    emit(execute(open_readonly(data), query), OutputFormat.csv, None, None, Console(file=screen))
+    assert "\x1b" not in screen.getvalue() and "\\x1b]8;;https://evil.example/" in screen.getvalue()
+    emit(execute(open_readonly(data), query), OutputFormat.csv, tmp_path / "x.csv", None, Console(file=screen))
+    assert OSC8 in (tmp_path / "x.csv").read_text()  # a file is data: exact

@@ -114,16 +114,20 @@ def _json_lines(result: Result) -> Iterator[str]:
             yield orjson.dumps(dict(zip(names, row, strict=True)), default=_default, option=JSON_OPTIONS).decode()
 
 
-def write_csv(result: Result, out: IO[str]) -> int:
+def write_csv(result: Result, out: IO[str], *, terminal: bool = False) -> int:
     """CSV with a header; nested values as JSON text, times as ISO 8601 (``…Z`` for UTC); a text
-    cell starting with ``= + - @``, tab or CR gets a leading ``'`` (:func:`~analyzer.alerts.sanitize.spreadsheet`)."""
-    from analyzer.alerts.sanitize import spreadsheet
+    cell starting with ``= + - @``, tab or CR gets a leading ``'`` (:func:`~analyzer.alerts.sanitize.spreadsheet`).
+    ``terminal``: control characters written as escapes (a terminal would obey them; a file keeps them)."""
+    from analyzer.alerts.sanitize import spreadsheet, visible
+
+    def cell(value: str) -> str:
+        return visible(spreadsheet(value)) if terminal else spreadsheet(value)
 
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([spreadsheet(name) for name in result.reader.schema.names])
+    writer.writerow([cell(name) for name in result.reader.schema.names])
     rows = 0
     for batch in result.batches():  # text a spreadsheet would run as a formula is quoted (OWASP)
-        writer.writerows([spreadsheet(v) if isinstance(v, str) else _text(v) for v in row] for row in _rows(batch))
+        writer.writerows([cell(v) if isinstance(v, str) else _text(v) for v in row] for row in _rows(batch))
         rows += batch.num_rows
     return rows
 
@@ -286,6 +290,9 @@ def emit(result: Result, fmt: OutputFormat, output: Path | None, max_rows: int |
         return
     if fmt is OutputFormat.table:
         render_table(result, console, max_rows)
+    elif fmt is OutputFormat.csv and console.file.isatty():
+        write_csv(result, console.file, terminal=True)
+        console.file.flush()
     else:
         TEXT_WRITERS[fmt](result, console.file)
         console.file.flush()
