@@ -5,6 +5,10 @@ against an empty ``events`` view, so they catch a missing alert column or a typo
 before any data is read. The "first step" rule keeps the catalogue fast: the first read of
 ``events`` must filter ``eventSource``/``eventName`` (or ``userIdentity.type``) with ``=`` or ``IN``,
 which is what lets DuckDB skip Parquet row groups of a dataset clustered by those columns.
+
+These are lints, for speed and correctness. Nothing here is a security boundary: a detection that
+reads a file or writes one is stopped by the sandbox every connection runs in
+(:mod:`analyzer.store.sandbox`), whatever these checks or the catalogue's file-reader guard miss.
 """
 
 from __future__ import annotations
