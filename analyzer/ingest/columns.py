@@ -6,6 +6,9 @@ measured: walking tens of thousands of cold records once per column cost more th
 them). Arrow arrays are built from those lists once per chunk. ``eventTime`` is parsed
 vectorised; the rare odd format falls back to Python and keeps its original text in ``extra``. A
 record whose time cannot be read cannot be placed in a partition: it is returned for quarantine.
+
+Should building a table fail anyway, whatever the exception (:func:`build_rows`), the rows are
+built again record by record and only the records that cannot be built are quarantined.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.ingest.decode import Decoded, Quarantined
-from analyzer.ingest.records import Record, dumps_json
+from analyzer.ingest.records import Record, dumps_json, encode, original_bytes
 from analyzer.schema import EVENT_FIELDS, PARTITION_COLUMN, SCHEMA, is_json
 
 astuple = msgspec.structs.astuple
@@ -69,12 +72,8 @@ class _Leaf:
             children = [child.array() for child in self.children]
             mask = pc.invert(pa.array(self.values, pa.bool_()))
             return pa.StructArray.from_arrays(children, fields=list(self.field.type), mask=mask)
-        if self.json:
-            blobs = pa.array(self.values, pa.binary())
-            try:
-                return blobs.cast(pa.string())
-            except pa.ArrowInvalid:  # invalid UTF-8 inside a blob: keep what can be kept, visibly
-                return pa.array([None if v is None else v.decode("utf-8", "replace") for v in self.values])
+        if self.json:  # the decoder sends a blob with invalid UTF-8 down the lenient path: this cast holds
+            return pa.array(self.values, pa.binary()).cast(pa.string())
         return pa.array(self.values, self.field.type)
 
     def take(self, keep: list[int]) -> None:
@@ -87,9 +86,9 @@ class _Leaf:
 def _parse_time(text: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset, year 9999 with a negative
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 class TableBuilder:
@@ -129,7 +128,7 @@ class TableBuilder:
             self.sources = [self.sources[i] for i in keep]
             self.indexes = [self.indexes[i] for i in keep]
             self.extras = {new: self.extras[old] for new, old in enumerate(keep) if old in self.extras}
-            times = times.take(pa.array(keep))
+            times = times.take(pa.array(keep, pa.int64()))  # typed: an empty keep list has no type
         columns = {leaf.field.name: leaf.array() for leaf in self.leaves if leaf is not time_leaf}
         columns["eventTime"] = times
         count = len(self.sources)
@@ -156,13 +155,23 @@ class TableBuilder:
             parsed = _parse_time(text) if isinstance(text, str) else None
             if parsed is None:
                 reason = "record has no eventTime" if text is None else f"unreadable eventTime {text!r}"
-                raw = dumps_json(self._record_at(i)).decode()
-                dropped[i] = Quarantined(self.indexes[i], reason, raw)
+                dropped[i] = Quarantined(self.indexes[i], reason, self._raw_at(i))
                 continue
             fixed[i] = parsed
             if parsed.strftime(TIME_FORMAT) != text:
                 self.extras.setdefault(i, {})["eventTime"] = text
         return pa.array(fixed, TIME_TYPE), dropped
+
+    def _raw_at(self, i: int) -> str:
+        """Record ``i`` as JSON text, to quarantine it: its original where its row kept it."""
+        extra = self.extras.get(i, {})
+        original = original_bytes(extra)
+        if original is not None:
+            return original.decode("utf-8", "surrogateescape")
+        try:
+            return dumps_json(self._record_at(i)).decode()
+        except Exception as exc:  # e.g. nested too deep to re-serialise: still quarantined, reason kept
+            return f"<record {self.indexes[i]} could not be re-serialised: {type(exc).__name__}>"
 
     def _record_at(self, i: int) -> dict[str, Any]:
         """Record ``i`` rebuilt from the accumulated values (to quarantine it raw)."""
@@ -184,10 +193,66 @@ def _present(leaf: _Leaf, i: int) -> bool:
 
 def build_table(objects: list[tuple[str, Decoded]]) -> tuple[pa.Table, list[tuple[str, Quarantined]]]:
     """Build the rows of several decoded objects; returns (table, records to quarantine)."""
-    builder = TableBuilder()
+    return build_rows(objects)
+
+
+def build_rows(
+    objects: list[tuple[str, Decoded]], builder: TableBuilder | None = None
+) -> tuple[pa.Table, list[tuple[str, Quarantined]]]:
+    """The rows of ``objects`` (already added to ``builder`` when given), isolated by construction.
+
+    Building fails only on a value no decoder should have let through; whatever the exception,
+    each record is then built on its own and only those that cannot be are quarantined. (Memory
+    errors and the like included: the retry holds one record at a time.)
+    """
+    try:
+        if builder is None:
+            builder = TableBuilder()
+            for source, decoded in objects:
+                builder.add(source, decoded)
+        return builder.finish()
+    except Exception:  # by construction: whatever went wrong, isolate it record by record
+        del builder
+    survivors: list[tuple[str, Decoded]] = []
+    quarantined: list[tuple[str, Quarantined]] = []
     for source, decoded in objects:
+        kept = Decoded()
+        for position, (index, record) in enumerate(zip(decoded.indexes, decoded.records, strict=True)):
+            single = Decoded(records=[record], indexes=[index])
+            extra = decoded.extras.get(position)
+            if extra:
+                single.extras[0] = extra
+            try:
+                one = TableBuilder()
+                one.add(source, single)
+                one.finish()
+            except Exception as exc:
+                raw = _raw_record(record, extra)
+                quarantined.append((source, Quarantined(index, f"cannot build row: {type(exc).__name__}: {exc}", raw)))
+                continue
+            kept.add(index, record, extra)
+        survivors.append((source, kept))
+    builder = TableBuilder()
+    for source, decoded in survivors:
         builder.add(source, decoded)
-    return builder.finish()
+    table, dropped = builder.finish()
+    return table, quarantined + dropped
+
+
+def _raw_record(record: Any, extra: dict[str, Any] | None) -> str:
+    """A typed record (and its extra) as JSON text, for the quarantine; never raises."""
+    try:
+        original = original_bytes(extra or {})
+        if original is not None:
+            return original.decode("utf-8", "surrogateescape")
+        raw = encode(record)
+        if extra:
+            merged = json.loads(raw.decode("utf-8", "surrogateescape"))
+            merged.update(extra)
+            return dumps_json(merged).decode("utf-8", "surrogateescape")
+        return raw.decode("utf-8", "surrogateescape")
+    except Exception as exc:
+        return f"<record could not be re-serialised: {type(exc).__name__}>"
 
 
 def with_partition(table: pa.Table) -> pa.Table:

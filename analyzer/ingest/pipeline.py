@@ -9,23 +9,25 @@ whatever the number of objects.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from analyzer.errors import ExitCode
-from analyzer.ingest.columns import TableBuilder, build_table
-from analyzer.ingest.decode import Decoded, ObjectError, decode_parts
+from analyzer.ingest.columns import TableBuilder, build_rows, with_partition
+from analyzer.ingest.decode import MAX_OBJECT_BYTES, NESTING_REASON, Decoded, ObjectError, decode_parts
+from analyzer.ingest.workers import Job, ProgressMarker, Runner
 from analyzer.sources.base import SourceObject, skip_reason
 from analyzer.store.compact import CompactStats, compact
 from analyzer.store.dataset import Dataset, WrittenFile, new_batch_id, write_batch, write_quarantine
@@ -102,67 +104,106 @@ class BatchResult:
 Item = tuple[str, int, str, Any]
 
 
-def process_batch(batch: str, items: list[Item], tmp_dir: str, known: dict[str, str] | None = None) -> BatchResult:
+def process_batch(
+    batch: str, items: list[Item], tmp_dir: str, known: dict[str, str] | None = None,
+    *, max_object_bytes: int = MAX_OBJECT_BYTES,
+) -> BatchResult:
     """Worker side: decode, build and write one batch into ``tmp_dir`` (nothing visible yet).
 
     ``known``: the content hash the manifest holds per uri; an object with those very bytes (a
-    touch, a re-download, a re-upload under a new ETag) is reported unchanged, not ingested again."""
+    touch, a re-download, a re-upload under a new ETag) is reported unchanged, not ingested again.
+
+    Isolation by construction: everything one object goes through, from its bytes to its rows,
+    runs inside one boundary that turns any exception (native libraries' own, MemoryError and
+    RecursionError included) into that object's failure, with the reason; its rows, if some were
+    already built, are taken out again. KeyboardInterrupt and SystemExit still stop the run."""
+    folder = Path(tmp_dir)
+    marker = ProgressMarker(folder)
     outcomes: list[ObjectOutcome] = []
     warnings: list[tuple[str, str]] = []
     quarantine: list[dict[str, Any]] = []
     good: dict[str, ObjectOutcome] = {}
     chunk = _Chunk()
-    output = _Output(Path(tmp_dir))
+    output = _Output(folder)
     uncompressed = 0
+    dropped: set[str] = set()  # objects that failed after some of their rows were built
 
     def flush() -> None:
-        for table, failed in chunk.finish(quarantine):
-            if table is not None:
-                output.add(table)
-            for uri, reason in failed:
-                outcomes.append(replace(good.pop(uri), status="failed", reason=reason))
+        marker.writing()
+        for uri, reason in chunk.finish(quarantine, output):
+            fail(uri, reason)
+
+    def fail(uri: str, reason: str) -> None:
+        outcome = good.pop(uri, None)
+        if outcome is not None:
+            outcomes.append(replace(outcome, status="failed", reason=reason))
+        dropped.add(uri)
+        quarantine[:] = [q for q in quarantine if q["source_object"] != uri]
 
     with ThreadPoolExecutor(READ_AHEAD_THREADS) as reader:  # reads overlap decoding (I/O releases the GIL)
         loaded = reader.map(_load, items)
-        for (uri, size, version, _), data in zip(items, loaded, strict=True):
+        for position, ((uri, size, version, _), data) in enumerate(zip(items, loaded, strict=True)):
+            marker.at(position)
             if isinstance(data, Exception):
                 outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=f"cannot read: {data}"))
                 continue
-            digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-            if known and known.get(uri) == digest:
-                outcomes.append(ObjectOutcome(uri, size, version, UNCHANGED, content_hash=digest))
-                continue
-            parts = decode_parts(data, CHUNK_RECORDS)
-            del data
+            digest = None
             try:
+                digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+                if known and known.get(uri) == digest:
+                    outcomes.append(ObjectOutcome(uri, size, version, UNCHANGED, content_hash=digest))
+                    continue
+                parts = decode_parts(data, CHUNK_RECORDS, max_bytes=max_object_bytes)
+                del data
                 first = next(parts)
-            except ObjectError as exc:
-                outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=str(exc), content_hash=digest))
-                continue
-            warnings.extend((uri, w) for w in first.warnings)
-            if first.skipped:
                 uncompressed += first.uncompressed_bytes
-                outcomes.append(ObjectOutcome(uri, size, version, "skipped", reason=first.skipped,
-                                              content_hash=digest))
-                continue
-            good[uri] = ObjectOutcome(uri, size, version, "ingested", content_hash=digest)
-            for part in chain([first], parts):
-                uncompressed += part.uncompressed_bytes
-                quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
-                                   "raw": q.raw} for q in part.quarantined)
-                chunk.add(uri, part)
-                if len(chunk.builder) >= CHUNK_RECORDS:
-                    flush()
+                if first.skipped:
+                    warnings.extend((uri, w) for w in first.warnings)
+                    outcomes.append(ObjectOutcome(uri, size, version, "skipped", reason=first.skipped,
+                                                  content_hash=digest))
+                    continue
+                good[uri] = ObjectOutcome(uri, size, version, "ingested", content_hash=digest)
+                for part in chain([first], parts):
+                    warnings.extend((uri, w) for w in part.warnings)
+                    quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
+                                       "raw": q.raw} for q in part.quarantined)
+                    chunk.add(uri, part)
+                    if len(chunk.builder) >= CHUNK_RECORDS:
+                        flush()
+                        marker.at(position)
+            except Exception as exc:  # by construction: whatever it is, it is this object's alone
+                chunk.discard(uri)
+                warnings[:] = [w for w in warnings if w[0] != uri]
+                if uri in good:
+                    fail(uri, _reason(exc))
+                else:
+                    outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=_reason(exc),
+                                                  content_hash=digest))
     flush()
     output.write()
+    if dropped & set(output.rows):
+        output.drop(dropped)
 
     lost = Counter(item["source_object"] for item in quarantine)
     outcomes.extend(replace(o, records=output.rows[uri], quarantined=lost[uri]) for uri, o in good.items())
     quarantine_file = None
     if quarantine:
-        quarantine_file = str(Path(tmp_dir) / "quarantine.jsonl")
+        quarantine_file = str(folder / "quarantine.jsonl")
         write_quarantine(quarantine, Path(quarantine_file))
+    marker.close()
     return BatchResult(batch, output.files, quarantine_file, outcomes, warnings, output.events, uncompressed)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line naming what went wrong with an object."""
+    if isinstance(exc, ObjectError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory decoding this object (MemoryError)"
+    if isinstance(exc, RecursionError):
+        return NESTING_REASON
+    text = " ".join(str(exc).split())[:300]
+    return f"cannot decode: {type(exc).__name__}: {text}" if text else f"cannot decode: {type(exc).__name__}"
 
 
 def _load(item: Item) -> bytes | Exception:
@@ -185,6 +226,7 @@ class _Output:
         self.events = 0
         self.rows: Counter[str] = Counter()
         self.files: list[WrittenFile] = []
+        self.sequence = 0
 
     def add(self, table: pa.Table) -> None:
         self.tables.append(table)
@@ -199,14 +241,37 @@ class _Output:
         self.tables, self.pending = [], 0
         self.events += table.num_rows
         self.rows.update(table["source_object"].to_pylist())
-        self.files.extend(write_batch(table, self.folder, sequence=len(self.files)))
+        self.files.extend(write_batch(table, self.folder, sequence=self.sequence))
+        self.sequence += 1
+
+    def drop(self, uris: set[str]) -> None:
+        """Take out the rows of objects that failed after some of their rows were written (rare:
+        a huge object written in parts, then out of memory): their files are written again."""
+        wanted = pa.array(sorted(uris), pa.string())
+        files, self.files = self.files, []
+        for written in files:
+            table = pq.read_table(written.tmp_path)
+            keep = pc.invert(pc.is_in(table["source_object"], value_set=wanted))
+            if pc.all(keep).as_py():
+                self.files.append(written)
+                continue
+            Path(written.tmp_path).unlink()
+            self.tables.append(with_partition(table.filter(keep)))
+        for uri in uris:
+            self.events -= self.rows.pop(uri, 0)
+        remaining = pa.concat_tables(self.tables) if self.tables else None
+        self.tables = []
+        if remaining is not None and remaining.num_rows:
+            self.files.extend(write_batch(remaining, self.folder, sequence=self.sequence))
+            self.sequence += 1
 
 
 class _Chunk:
     """Up to CHUNK_RECORDS records on their way to one Arrow table.
 
-    Should building fail (it should not: the decoder normalises every value), each object is
-    rebuilt on its own, so that only the object at fault fails.
+    Building is isolated record by record (:func:`~analyzer.ingest.columns.build_rows`); should
+    it fail for the whole chunk anyway, each object is built on its own, so that only the
+    objects at fault fail.
     """
 
     def __init__(self) -> None:
@@ -220,27 +285,46 @@ class _Chunk:
         return taken
 
     def add(self, uri: str, decoded: Decoded) -> None:
-        self.builder.add(uri, decoded)
         self.objects.append((uri, decoded))
+        self.builder.add(uri, decoded)
 
-    def finish(self, quarantine: list[dict[str, Any]]) -> Iterator[tuple[pa.Table | None, list[tuple[str, str]]]]:
+    def discard(self, uri: str) -> None:
+        """Forget an object that failed part-way (its rows must not land)."""
+        if any(source == uri for source, _ in self.objects):
+            _, objects = self._take()
+            for source, decoded in objects:
+                if source != uri:
+                    self.add(source, decoded)
+
+    def finish(self, quarantine: list[dict[str, Any]], output: _Output) -> list[tuple[str, str]]:
+        """Build the chunk into ``output``; returns the objects that failed, with their reasons."""
         builder, objects = self._take()
         if not objects:
-            return
+            return []
         try:
-            results = [builder.finish()]
+            results = [build_rows(objects, builder)]
         except Exception:
             results = []
-            for uri, decoded in objects:
+            failed: list[tuple[str, str]] = []
+            del builder
+            for uri in dict.fromkeys(uri for uri, _ in objects):
                 try:
-                    results.append(build_table([(uri, decoded)]))
+                    results.append(build_rows([(u, d) for u, d in objects if u == uri]))
                 except Exception as exc:
-                    quarantine[:] = [q for q in quarantine if q["source_object"] != uri]
-                    yield None, [(uri, f"cannot build rows: {exc}")]
+                    failed.append((uri, f"cannot build rows: {_reason(exc)}"))
+            for table, dropped in results:
+                self._land(table, dropped, quarantine, output)
+            return failed
         for table, dropped in results:
-            quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
-                               "raw": q.raw} for uri, q in dropped)
-            yield table, []
+            self._land(table, dropped, quarantine, output)
+        return []
+
+    @staticmethod
+    def _land(table: pa.Table, dropped: list[tuple[str, Any]], quarantine: list[dict[str, Any]],
+              output: _Output) -> None:
+        quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
+                           "raw": q.raw} for uri, q in dropped)
+        output.add(table)
 
 
 def _batches(
@@ -297,36 +381,6 @@ def _fetch_all(objects: list[SourceObject], pool: ThreadPoolExecutor) -> list[It
     return list(pool.map(fetch, objects))
 
 
-class _Inline(Executor):
-    """Runs a batch in this process: for one worker, tests and tiny inputs."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            future.set_exception(exc)
-        return future
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Worker initializer: leave when the ingesting process is gone (e.g. after kill -9).
-
-    Otherwise idle workers would live on, holding the parent's stdout, and a cron job reading it
-    would seem to hang.
-    """
-
-    def watch() -> None:
-        while True:
-            time.sleep(1)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
-
-
 def default_workers() -> int:
     return max(1, min(len(os.sched_getaffinity(0)), 8))
 
@@ -340,6 +394,7 @@ def ingest(
     batch_bytes: int = BATCH_BYTES,
     progress: Callable[[IngestStats], None] | None = None,
     compact_partitions: bool = True,
+    max_object_bytes: int = MAX_OBJECT_BYTES,
 ) -> IngestStats:
     """Ingest ``objects`` into the dataset at ``data``; returns the run's counters.
 
@@ -347,6 +402,8 @@ def ingest(
     sources whose clients must not cross into worker processes); otherwise workers read them.
     With ``compact_partitions`` (the default) the day partitions the run touched are then merged
     into large sorted files (:mod:`analyzer.store.compact`): slower ingest, much faster queries.
+    ``max_object_bytes`` caps one object's uncompressed size (default
+    :data:`~analyzer.ingest.decode.MAX_OBJECT_BYTES`); a larger object fails, named.
     """
     stats = IngestStats()
     workers = workers or default_workers()
@@ -356,17 +413,12 @@ def ingest(
     first = next(batches, None)
     second = next(batches, None)
     # Worker processes cost about a second to start: not worth it for a single batch.
-    executor: Executor = (
-        _Inline() if workers <= 1 or second is None
-        else ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("forkserver"),
-            initializer=_exit_with_parent,
-            initargs=(os.getpid(),),
-        )
+    runner = Runner(
+        workers, inline=workers <= 1 or second is None,
+        work=partial(process_batch, max_object_bytes=max_object_bytes),
+        tmp_dir=dataset.tmp_dir, failed=_all_failed, new_batch=new_batch_id,
     )
     fetcher = ThreadPoolExecutor(fetch_threads) if fetch_threads else None
-    in_flight: dict[Future[BatchResult], list[Item]] = {}
     try:
         for batch in chain([b for b in (first, second) if b is not None], batches):
             items: list[Item] = (
@@ -376,15 +428,14 @@ def ingest(
             batch_id = new_batch_id()
             known = {uri: k.content_hash for uri, k in dataset.manifest.known([o.uri for o in batch]).items()
                      if k.content_hash}
-            future = executor.submit(process_batch, batch_id, items, str(dataset.tmp_dir(batch_id)), known)
-            in_flight[future] = items
-            while len(in_flight) > workers:
-                _collect(in_flight, dataset, stats, progress)
+            runner.submit(Job(batch_id, items, known))
+            while runner.pending > workers:
+                _collect(runner, dataset, stats, progress)
             if progress:
                 progress(stats)
-        while in_flight:
-            _collect(in_flight, dataset, stats, progress)
-        executor.shutdown(wait=True)  # the workers' memory is free before the merge needs it
+        while runner.pending:
+            _collect(runner, dataset, stats, progress)
+        runner.shutdown()  # the workers' memory is free before the merge needs it
         stats.phase = "index duplicates"
         if progress:
             progress(stats)
@@ -395,9 +446,8 @@ def ingest(
             for partition, reason in stats.compaction.failures:
                 stats.note(stats.warnings, partition, f"not compacted (queries stay correct, only slower): {reason}")
     finally:
-        for future in in_flight:
-            future.cancel()
-        executor.shutdown(wait=True, cancel_futures=True)
+        runner.cancel()
+        runner.shutdown()
         if fetcher:
             fetcher.shutdown()
         dataset.close()
@@ -413,23 +463,22 @@ def _compacting(stats: IngestStats, progress: Callable[[IngestStats], None] | No
         progress(stats)
 
 
+def _all_failed(job: Job, reason: str) -> BatchResult:
+    """The result of a batch none of whose objects could be ingested (its worker kept dying...)."""
+    return BatchResult(new_batch_id(), [], None,
+                       [ObjectOutcome(uri, size, version, "failed", reason=reason)
+                        for uri, size, version, _ in job.items], [], 0, 0)
+
+
 def _collect(
-    in_flight: dict[Future[BatchResult], list[Item]],
+    runner: Runner,
     dataset: Dataset,
     stats: IngestStats,
     progress: Callable[[IngestStats], None] | None,
 ) -> None:
-    """Commit every finished batch; a batch whose worker crashed fails its objects, not the run."""
-    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-    for future in done:
-        items = in_flight.pop(future)
-        try:
-            result = future.result()
-        except Exception as exc:
-            reason = f"internal error while ingesting this batch: {type(exc).__name__}: {exc}"
-            result = BatchResult(new_batch_id(), [], None,
-                                 [ObjectOutcome(uri, size, version, "failed", reason=reason)
-                                  for uri, size, version, _ in items], [], 0, 0)
+    """Commit every finished batch; a batch whose worker died is retried by the runner
+    (:mod:`analyzer.ingest.workers`), and only the object at fault fails, not the run."""
+    for result in runner.completed():
         _supersede_rewrites(dataset, result, stats)
         dataset.commit(result.batch, result.files, result.quarantine_file, result.outcomes)
         stats.events += result.events

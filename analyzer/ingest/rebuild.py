@@ -2,7 +2,8 @@
 
 A row holds typed columns plus ``extra``; rebuilding drops nulls (absent fields), parses the JSON
 columns, renders ``eventTime`` in CloudTrail's format, then lets ``extra`` (unknown fields and the
-originals of normalised values) win.
+originals of normalised values) win. A row that keeps its record's original bytes (a duplicate key,
+invalid UTF-8...: :data:`~analyzer.ingest.records.ORIGINAL_KEY`) is rebuilt from them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from analyzer.ingest.columns import TIME_FORMAT
+from analyzer.ingest.records import original_bytes
 from analyzer.schema import EVENT_FIELDS, is_json
 
 
@@ -34,9 +36,12 @@ def _value(field: pa.Field, value: Any) -> Any:
 
 def rebuild_record(row: dict[str, Any]) -> dict[str, Any]:
     """The original record of one row (as returned by ``Table.to_pylist()``)."""
+    extra = json.loads(row["extra"]) if row.get("extra") else {}
+    original = original_bytes(extra)
+    if original is not None:  # Python's json, as the lenient decoder read it (the last of duplicates wins)
+        return json.loads(original.decode("utf-8", "surrogateescape"))
     record = {f.name: _value(f, row[f.name]) for f in EVENT_FIELDS if row.get(f.name) is not None}
-    if row.get("extra"):
-        record.update(json.loads(row["extra"]))
+    record.update(extra)
     return record
 
 

@@ -3,13 +3,21 @@
 The fast path decodes a whole log file with msgspec into strict structs: unknown fields, explicit
 nulls and off-type values are rejected, and the open-ended blobs stay ``msgspec.Raw`` (the
 original JSON bytes, never re-serialised). Anything the strict structs reject goes through
-:func:`coerce_record`, which normalises each value and keeps the original in ``extra`` so that
-nothing is lost.
+:class:`LenientParser` (Python's json, which takes what msgspec refuses) and :func:`coerce_record`,
+which normalises each value and keeps the original in ``extra`` so that nothing is lost.
+
+What a row cannot hold exactly (a duplicate key, invalid UTF-8, a lone surrogate, a number that
+does not survive a float) makes the row keep the whole original record, base64, under
+:data:`ORIGINAL_KEY` in ``extra``; the typed columns then hold valid Unicode (U+FFFD), so that
+DuckDB's JSON functions never fail on a row an attacker wrote.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import math
+import re
 from typing import Any
 
 import msgspec
@@ -47,6 +55,10 @@ RawLogFile: Any = msgspec.defstruct("RawLogFile", [("Records", list[msgspec.Raw]
 decode_raw_log_file = msgspec.json.Decoder(RawLogFile).decode
 decode_raw_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 encode = msgspec.json.Encoder().encode
+
+#: The key in ``extra`` that holds a record's original bytes (base64) when its row cannot hold it
+#: exactly; a record that has this key itself is kept the same way, so the key is never ambiguous.
+ORIGINAL_KEY = "_analyzer_original_b64"
 
 _NESTED_TYPES: dict[str, Any] = {}
 
@@ -139,3 +151,80 @@ def coerce_record(record: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
         if coerced is not None:
             kwargs[key] = coerced
     return Record(**kwargs), (extra or None)
+
+
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
+
+
+class LenientParser:
+    """Python's json with a note of everything a parsed value cannot reproduce.
+
+    ``problems`` (reset by :meth:`parse`) names what was found: a duplicate key (the last value
+    wins in the value), a number that does not survive a float (a non-finite one becomes its
+    text), NaN/Infinity (their text), lone surrogates (replaced by U+FFFD in the value).
+    """
+
+    def __init__(self) -> None:
+        self.problems: set[str] = set()
+        self._decoder = json.JSONDecoder(
+            object_pairs_hook=self._object, parse_float=self._float, parse_int=self._int,
+            parse_constant=self._constant,
+        )
+
+    def _object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        value = dict(pairs)
+        if len(value) != len(pairs):
+            self.problems.add("a duplicate key")
+        return value
+
+    def _float(self, text: str) -> Any:
+        number = float(text)
+        if not math.isfinite(number):
+            self.problems.add("a number out of range")
+            return text
+        if repr(number) != text:
+            self.problems.add("a number a float cannot hold exactly")
+        return number
+
+    def _int(self, text: str) -> int:
+        number = int(text)
+        if text == "-0":
+            self.problems.add("a number a float cannot hold exactly")
+        return number
+
+    def _constant(self, text: str) -> str:
+        self.problems.add(f"{text} (not JSON)")
+        return text
+
+    def parse(self, text: str, start: int = 0) -> tuple[Any, int]:
+        """The JSON value at ``text[start:]`` and where it ends (json.JSONDecodeError if none)."""
+        self.problems = set()
+        value, end = self._decoder.raw_decode(text, start)
+        if _LONE_SURROGATE.search(text, start, end):
+            self.problems.add("invalid UTF-8 or a lone surrogate")
+            value = _valid_unicode(value)
+        return value, end
+
+
+def _valid_unicode(value: Any) -> Any:
+    """``value`` with every lone surrogate (from invalid UTF-8 or a ``\\udXXX`` escape) as U+FFFD."""
+    if isinstance(value, str):
+        return _utf8_clean(value) or value
+    if isinstance(value, dict):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_unicode(v) for v in value]
+    return value
+
+
+def keep_original(extra: dict[str, Any] | None, original: bytes) -> dict[str, Any]:
+    """``extra`` with the record's original bytes under :data:`ORIGINAL_KEY`."""
+    kept = dict(extra or {})
+    kept[ORIGINAL_KEY] = base64.b64encode(original).decode("ascii")
+    return kept
+
+
+def original_bytes(extra: dict[str, Any]) -> bytes | None:
+    """The original bytes of a record whose row keeps them (see :func:`keep_original`)."""
+    value = extra.get(ORIGINAL_KEY)
+    return base64.b64decode(value) if isinstance(value, str) else None
