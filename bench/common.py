@@ -5,17 +5,21 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
+ROOT = OUT.parent.parent
+if str(ROOT) not in sys.path:  # the corpus generator (synth/) lives beside the package, not in it
+    sys.path.append(str(ROOT))
 
 
 def corpus(events: int, seed: int = 7) -> Path:
     """A generated CloudTrail corpus of ``events`` events, cached across runs."""
-    from analyzer.synth import write_corpus
+    from synth import write_corpus
 
     root = OUT / f"corpus-{events}-{seed}"
     done = root / ".complete"

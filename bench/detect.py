@@ -2,7 +2,7 @@
 
     python bench/detect.py [--events 5000000] [--raw-fraction 0.02] [--raw-timeout 900]
 
-Generates (and caches under bench/out/) a synthetic corpus with ``analyzer.synth.write_corpus`` and
+Generates (and caches under bench/out/) a synthetic corpus with ``synth.write_corpus`` and
 ingests it once with ``analyzer ingest`` (also cached). Then, in one run:
 
 1. ``analyzer detect`` as a whole process (the full catalogue, a JSON report with the MFA summary

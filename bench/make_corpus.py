@@ -3,7 +3,7 @@
 
     python bench/make_corpus.py bench/out/corpus-1m --events 1000000 --seed 7
 
-The same arguments always produce the same bytes (see ``analyzer.synth``). Prints what was written
+The same arguments always produce the same bytes (see ``synth``). Prints what was written
 and how fast.
 """
 
@@ -17,7 +17,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from analyzer.synth import write_corpus
+import common  # noqa: F401  (puts the repository root, where synth/ lives, on sys.path)
+
+from synth import write_corpus
 
 
 def main(argv: list[str] | None = None) -> int:

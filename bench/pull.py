@@ -3,7 +3,7 @@
     python bench/pull.py [--events 520000] [--per-file 17] [--workers 32] [--servers moto,static]
 
 In one run: generates (and caches under bench/out/) a corpus of >= 20,000 small gzipped CloudTrail
-objects in the S3 key layout (``analyzer.synth``) and times ``analyzer ingest`` of it from local
+objects in the S3 key layout (``synth``) and times ``analyzer ingest`` of it from local
 disk (the reference throughput). Then, for each server, in its own process on 127.0.0.1:
 
 - ``moto`` (the tests' S3 server): the corpus uploaded to it concurrently over HTTP;
@@ -43,7 +43,7 @@ import boto3
 from botocore.config import Config
 from common import OUT, Run, run
 
-from analyzer.synth import write_corpus
+from synth import write_corpus
 
 BUCKET = "bench-trail"
 START, DAYS = "2024-06-01", 7

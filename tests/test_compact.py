@@ -15,7 +15,7 @@ from analyzer.sources.local import walk
 from analyzer.store import Dataset
 from analyzer.store.compact import _Input, compact, merge_sorted, plan_groups
 from analyzer.store.dataset import SORT_KEYS
-from analyzer.synth import write_corpus
+from synth import write_corpus
 
 from records import log_key, record, write_log
 

@@ -36,3 +36,9 @@ def test_the_wheel_carries_the_catalogue(tmp_path: Path) -> None:
     assert queries and all(f"analyzer/queries/{name}" in names for name in queries)
     assert all(f"analyzer/queries/{Path(name).stem}.toml" in names for name in queries)
     assert "analyzer/store/compact.py" in names and "analyzer/cli/app.py" in names
+    assert not [name for name in names if "synth" in name]  # the corpus generator is for tests and benchmarks
+
+
+def test_the_package_does_not_carry_the_corpus_generator() -> None:
+    assert not (ROOT / "analyzer" / "synth.py").exists()
+    assert (ROOT / "synth" / "corpus.py").exists()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from analyzer.synth import CorpusStats, write_corpus
+from synth import CorpusStats, write_corpus
 
 EVENTS = 4000
 SEED = 11
