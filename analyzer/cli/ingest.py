@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,6 +22,28 @@ if TYPE_CHECKING:
 
 #: analyzer.ingest.pipeline.BATCH_BYTES, for the option's default (tests/test_cli_startup.py checks they agree).
 BATCH_BYTES = 12 * 1024 * 1024
+#: analyzer.ingest.decode.MAX_OBJECT_BYTES, for the option's default (tests/test_ingest_isolation.py checks).
+MAX_OBJECT_BYTES = 512 * 1024 * 1024
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
+
+
+def parse_size(value: str) -> int:
+    """``512MiB``, ``1G``, ``300mb``, ``1048576`` → bytes (units are powers of 1024)."""
+    match = _SIZE.fullmatch(value)
+    if not match or float(match[1]) <= 0:
+        raise typer.BadParameter(f"{value!r} is not a size (e.g. 512MiB, 2G)", param_hint="'--max-object-size'")
+    power = "kmgt".find(match[2].lower()) + 1 if match[2] else 0
+    return int(float(match[1]) * 1024**power)
+
+
+MaxObjectSizeOption = Annotated[
+    str,
+    typer.Option(
+        "--max-object-size", metavar="SIZE",
+        help="Largest uncompressed size of one log object (e.g. 512MiB, 2G); a larger one fails, named, "
+        "instead of exhausting memory.",
+    ),
+]
 
 
 def print_summary(stats: IngestStats) -> None:
@@ -78,6 +101,7 @@ def ingest_command(
             "--no-compact leaves it to the next ingest or `analyzer compact`.",
         ),
     ] = True,
+    max_object_size: MaxObjectSizeOption = f"{MAX_OBJECT_BYTES // 2**20}MiB",
 ) -> None:
     """Ingest CloudTrail log files into the Parquet dataset.
 
@@ -90,9 +114,10 @@ def ingest_command(
     from analyzer.cli.progress import ingest_progress
     from analyzer.ingest import ingest
 
+    max_object_bytes = parse_size(max_object_size)
     with ingest_progress(not quiet) as progress:
         stats = ingest(walk(paths), data, workers=workers, batch_bytes=int(batch_mb * 2**20), progress=progress,
-                       compact_partitions=compact_partitions)
+                       compact_partitions=compact_partitions, max_object_bytes=max_object_bytes)
     if not quiet:
         print_summary(stats)
         if verbose:

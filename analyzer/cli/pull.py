@@ -18,7 +18,7 @@ from analyzer.cli.app import (
     stdout,
     time_option,
 )
-from analyzer.cli.ingest import print_summary
+from analyzer.cli.ingest import MAX_OBJECT_BYTES, MaxObjectSizeOption, parse_size, print_summary
 from analyzer.config import load_config
 from analyzer.sources.window import utcnow
 
@@ -88,6 +88,7 @@ def pull_command(
     keep_raw: Annotated[Path | None, typer.Option(
         "--keep-raw", help="Also save each fetched object under DIR/BUCKET/KEY.", metavar="DIR")] = None,
     quiet: QuietOption = False,
+    max_object_size: MaxObjectSizeOption = f"{MAX_OBJECT_BYTES // 2**20}MiB",
 ) -> None:
     """Pull CloudTrail logs from S3 into the dataset: only the window's prefixes, only new objects.
 
@@ -128,9 +129,11 @@ def pull_command(
         regions=region or config_strings(config.get("regions")), org_id=org_id or config.get("org_id"),
         keep_raw=keep_raw,
     )
+    max_object_bytes = parse_size(max_object_size)
     source.check()
     with pull_progress(not quiet, source) as progress:
-        result = pull(source, data, since=start, until=end, fetch_threads=threads, progress=progress, now=now)
+        result = pull(source, data, since=start, until=end, fetch_threads=threads, progress=progress, now=now,
+                      max_object_bytes=max_object_bytes)
     for where, reason in result.listing.problems[:MAX_PRINTED_PROBLEMS]:
         stderr.print(f"error: {visible(where)}: {visible(reason)}", markup=False)
     if len(result.listing.problems) > MAX_PRINTED_PROBLEMS:

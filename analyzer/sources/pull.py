@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from analyzer.errors import AnalyzerError, ExitCode
+from analyzer.ingest.decode import MAX_OBJECT_BYTES
 from analyzer.ingest.pipeline import IngestStats, ingest
 from analyzer.sources.s3 import PullCounters, S3Source
 from analyzer.sources.window import Window, format_watermark, parse_watermark, resolve_window, utcnow
@@ -92,6 +93,7 @@ def pull(
     workers: int | None = None,
     progress: Callable[[IngestStats], None] | None = None,
     now: datetime | None = None,
+    max_object_bytes: int = MAX_OBJECT_BYTES,
 ) -> PullResult:
     """Pull the source's logs of the window into the dataset at ``data``.
 
@@ -106,7 +108,7 @@ def pull(
     except ValueError as exc:
         raise AnalyzerError(str(exc)) from None
     stats = ingest(source.objects(window, now=now), data, workers=workers, fetch_threads=fetch_threads,
-                   progress=progress)
+                   progress=progress, max_object_bytes=max_object_bytes)
     listing = source.counters
     moved = None
     failing = 0
