@@ -143,7 +143,7 @@ def process_batch(
     with ThreadPoolExecutor(READ_AHEAD_THREADS) as reader:  # reads overlap decoding (I/O releases the GIL)
         loaded = reader.map(_load, items)
         for position, ((uri, size, version, _), data) in enumerate(zip(items, loaded, strict=True)):
-            marker.at(position)
+            marker.at(position, uri)
             if isinstance(data, Exception):
                 outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=f"cannot read: {data}"))
                 continue
@@ -170,7 +170,7 @@ def process_batch(
                     chunk.add(uri, part)
                     if len(chunk.builder) >= CHUNK_RECORDS:
                         flush()
-                        marker.at(position)
+                        marker.at(position, uri)
             except Exception as exc:  # by construction: whatever it is, it is this object's alone
                 chunk.discard(uri)
                 warnings[:] = [w for w in warnings if w[0] != uri]

@@ -32,17 +32,20 @@ DIED_ALONE = "worker died decoding this object (killed: out of memory, or a sign
 
 
 class ProgressMarker:
-    """Where a worker is in its batch, written before each object (a few bytes, no fsync)."""
+    """Where a worker is in its batch, written before each object (a few bytes, no fsync):
+    ``PID object POSITION URI``, ``PID writing`` or ``PID done``."""
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(folder / MARKER_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 
     def _write(self, state: str) -> None:
-        os.pwrite(self._fd, f"{os.getpid()} {state}".ljust(40).encode(), 0)
+        data = f"{os.getpid()} {state}\n".encode("utf-8", "surrogateescape")
+        os.pwrite(self._fd, data, 0)
+        os.ftruncate(self._fd, len(data))
 
-    def at(self, position: int) -> None:
-        self._write(f"object {position}")
+    def at(self, position: int, uri: str = "") -> None:
+        self._write(f"object {position} {uri}")
 
     def writing(self) -> None:
         self._write("writing")
@@ -55,12 +58,12 @@ class ProgressMarker:
 def read_marker(folder: Path) -> tuple[str, int | None]:
     """(state, object position) a dead worker left: ("absent", None) if it never started."""
     try:
-        words = (folder / MARKER_NAME).read_text().split()
-    except (OSError, UnicodeDecodeError):
+        words = (folder / MARKER_NAME).read_bytes().split(maxsplit=3)
+    except OSError:
         return "absent", None
-    if len(words) == 3 and words[1] == "object" and words[2].isdigit():
+    if len(words) >= 3 and words[1] == b"object" and words[2].isdigit():
         return "object", int(words[2])
-    return (words[1] if len(words) > 1 else "absent"), None
+    return (words[1].decode("ascii", "replace") if len(words) > 1 else "absent"), None
 
 
 @dataclass
