@@ -162,7 +162,8 @@ def _inflate_member(data: bytes, budget: int) -> tuple[bytes | None, bytes]:
 
 
 def _too_large(max_bytes: int) -> str:
-    return f"larger than {max_bytes / 2**20:,.0f} MiB uncompressed (the cap: --max-object-size)"
+    cap = f"{max_bytes / 2**20:,.0f} MiB" if max_bytes >= 2**20 else f"{max_bytes:,} bytes"
+    return f"larger than {cap} uncompressed (the cap: --max-object-size)"
 
 
 def decode_parts(
