@@ -15,6 +15,7 @@ from analyzer.sources.local import walk
 from analyzer.store import Dataset
 from analyzer.store.compact import _Input, compact, merge_sorted, plan_groups
 from analyzer.store.dataset import SORT_KEYS
+from analyzer.store.manifest import Manifest
 from synth import write_corpus
 
 from records import log_key, record, write_log
@@ -157,7 +158,7 @@ def rows_of(data: Path) -> list[tuple[str, int]]:
     return connect(data).execute("select source_object, record_index from events_all order by all").fetchall()
 
 
-@pytest.mark.parametrize("crash_at", ["before the rename", "after the rename"])
+@pytest.mark.parametrize("crash_at", ["before the rename", "after the rename", "after the commit"])
 def test_a_crash_during_compaction_is_repaired_by_the_next_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at: str
 ) -> None:
@@ -172,25 +173,28 @@ def test_a_crash_during_compaction_is_repaired_by_the_next_writer(
     def crash(*args: object) -> None:
         raise Killed
 
-    if crash_at == "before the rename":
-        monkeypatch.setattr(compact_module.os, "replace", crash)
-    else:
-        monkeypatch.setattr(Dataset, "finish_compaction", crash)
     with Dataset(data) as dataset, pytest.raises(Killed):
         dataset.lock()
+        if crash_at == "before the rename":
+            monkeypatch.setattr(compact_module.os, "replace", crash)
+        elif crash_at == "after the rename":
+            monkeypatch.setattr(Manifest, "commit_compaction", crash)
+        else:
+            monkeypatch.setattr(Dataset, "remove_retired", crash)
         compact(dataset)
     monkeypatch.undo()
 
     visible = [f for files in day_files(data).values() for f in files]
-    if crash_at == "after the rename":
-        assert len(visible) == 5  # old files and the merged one: the next writer must finish the job
+    if crash_at != "before the rename":
+        assert len(visible) == 5  # old files and the merged one on disk: the next writer must clean up
+    assert rows_of(data) == expected  # an analyzer reader sees the committed files only, each once
     with Dataset(data) as dataset:
         dataset.lock()  # recovery
         assert not list(dataset.layout.tmp.iterdir())
-        assert dataset.manifest.pending_compactions() == []
+        assert dataset.manifest.pending_batches() == [] and dataset.manifest.retired_files() == []
     assert rows_of(data) == expected
     remaining = [f for files in day_files(data).values() for f in files]
-    assert remaining == originals if crash_at == "before the rename" else len(remaining) == 1
+    assert remaining == originals if crash_at != "after the commit" else len(remaining) == 1
     with Dataset(data) as dataset:  # the partition is still marked, so the next pass compacts it
         dataset.lock()
         stats = compact(dataset)

@@ -210,8 +210,8 @@ def test_nightly_names_the_rewrite_and_its_report_carries_the_alert(tmp_path: Pa
 @pytest.mark.parametrize("crash_at", [1, 2])
 def test_a_crash_inside_the_rewrite_commit_leaves_one_copy_of_every_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                         crash_at: int) -> None:
-    """Killed after the evidence is in place (1) or after the rewritten file replaced the old (2)."""
-    import analyzer.store.versions as versions
+    """Killed after the first (1) or second (2) file of the commit is moved into place."""
+    import analyzer.store.dataset as dataset_module
 
     logs, data, old, new = rewrite_scenario(tmp_path)
     path = write_log(logs, log_key(0), new)
@@ -224,7 +224,7 @@ def test_a_crash_inside_the_rewrite_commit_leaves_one_copy_of_every_row(tmp_path
         if len(calls) == crash_at:
             raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(versions.os, "replace", replace)
+    monkeypatch.setattr(dataset_module.os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
         ingest(walk([logs]), data, workers=1, compact_partitions=False)
     monkeypatch.undo()

@@ -32,8 +32,8 @@ from analyzer.sources.base import SourceObject, skip_reason
 from analyzer.store.compact import CompactStats, compact
 from analyzer.store.dataset import Dataset, WrittenFile, new_batch_id, write_batch, write_quarantine
 from analyzer.store.dedup import refresh_duplicates
-from analyzer.store.manifest import UNCHANGED, ObjectOutcome, Rewrite
-from analyzer.store.versions import supersede
+from analyzer.store.manifest import UNCHANGED, ObjectOutcome, Rewrite, RewriteRecord
+from analyzer.store.versions import Superseded, supersede
 
 BATCH_BYTES = 12 * 1024 * 1024  # compressed input per batch (about 150k CloudTrail events)
 BATCH_OBJECTS = 2_000
@@ -479,8 +479,10 @@ def _collect(
     """Commit every finished batch; a batch whose worker died is retried by the runner
     (:mod:`analyzer.ingest.workers`), and only the object at fault fails, not the run."""
     for result in runner.completed():
-        _supersede_rewrites(dataset, result, stats)
-        dataset.commit(result.batch, result.files, result.quarantine_file, result.outcomes)
+        staged, rewrites = _stage_rewrites(dataset, result)
+        dataset.commit(result.batch, result.files, result.quarantine_file, result.outcomes,
+                       replacements=staged.replacements if staged else (), rewrites=rewrites)
+        stats.rewrites.extend(rewrite for rewrite, _, _ in rewrites)
         stats.events += result.events
         stats.bytes_uncompressed += result.bytes_uncompressed
         for outcome in result.outcomes:
@@ -502,17 +504,16 @@ def _collect(
             progress(stats)
 
 
-def _supersede_rewrites(dataset: Dataset, result: BatchResult, stats: IngestStats) -> None:
-    """Before a batch commits: the old rows of every known key it brings with other content move
-    to the evidence (:mod:`analyzer.store.versions`), and the rewrite is recorded and reported."""
+def _stage_rewrites(dataset: Dataset, result: BatchResult) -> tuple[Superseded | None, list[RewriteRecord]]:
+    """Before a batch commits: the old rows of every known key it brings with other content are
+    staged to move to the evidence (:mod:`analyzer.store.versions`); the batch's commit makes the
+    move, and records the rewrites, in its one transaction."""
     landed = [o for o in result.outcomes if o.status in ("ingested", "skipped")]
     known = dataset.manifest.known([o.uri for o in landed])
     changed = [o for o in landed if o.uri in known and known[o.uri].content_hash != o.content_hash]
     if not changed:
-        return
-    moved = supersede(dataset, [o.uri for o in changed], result.batch)
-    for outcome in changed:
-        previous = known[outcome.uri]
-        rewrite = Rewrite(outcome.uri, previous.records, outcome.records, moved[outcome.uri])
-        dataset.manifest.record_rewrite(rewrite, previous, outcome, result.batch)
-        stats.rewrites.append(rewrite)
+        return None, []
+    staged = supersede(dataset, [o.uri for o in changed], result.batch)
+    rewrites = [(Rewrite(o.uri, known[o.uri].records, o.records, staged.moved[o.uri]), known[o.uri], o)
+                for o in changed]
+    return staged, rewrites

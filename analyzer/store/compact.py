@@ -13,9 +13,12 @@ group is read once, and memory is a few row groups, not the day. (An unsorted in
 loses nothing: every row is taken exactly once and each output row group is sorted; only the
 clustering suffers.)
 
-Crash safety: the output is written to ``_analyzer/tmp/``, recorded in the manifest together with
-the files it replaces, then renamed into the partition; that rename is the commit point. The old
-files are removed next; a writer killed in between is rolled forward by :meth:`Dataset.recover`.
+Crash safety: the output is written to ``_analyzer/tmp/`` (a staged name no ``*.parquet`` glob
+matches), recorded as pending, renamed into the partition, and committed by one manifest
+transaction that adds it to the live files and retires its inputs: that transaction is the commit
+point, so an analyzer reader sees either the inputs or the output, never both. The inputs are
+deleted after it; a writer killed before the commit is rolled back, one killed after it has its
+inputs deleted, by :meth:`Dataset.recover`.
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ from analyzer.store.dataset import (
     DICTIONARY_COLUMNS,
     SORT_KEYS,
     Dataset,
+    crash_point,
     fsync_path,
     new_batch_id,
 )
+from analyzer.store.snapshot import STAGED_SUFFIX, DataFile
 
 #: Rows per row group of a compacted file (measured on 5M events: 32k, 64k and 122k row groups
 #: scan alike; the merge holds about three row groups at a time), fewer when rows are wide.
@@ -85,6 +90,7 @@ class _Input:
     row_groups: int
     row_bytes: float = 1_000.0  # estimated in-memory bytes per row
     largest_group: int = 4_096  # rows of its biggest row group
+    file: DataFile | None = None  # as the snapshot lists it
 
     @property
     def cursor_bytes(self) -> float:
@@ -205,20 +211,21 @@ def _row_bytes(metadata: pq.FileMetaData) -> float:
     return ARROW_EXPANSION * encoded / max(1, metadata.num_rows)
 
 
-def _inputs(partition: Path) -> list[_Input]:
+def _inputs(dataset: Dataset, day: str) -> list[_Input]:
+    """The day's live files (the snapshot's, not what is on disk)."""
     inputs = []
-    for path in sorted(partition.glob("*.parquet")):
+    for file in dataset.manifest.live_files(day):
+        path = dataset.root / file.path
         metadata = pq.read_metadata(path)
         largest = max((metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)), default=0)
-        inputs.append(_Input(path, metadata.num_rows, metadata.num_row_groups, _row_bytes(metadata), largest))
+        inputs.append(_Input(path, metadata.num_rows, metadata.num_row_groups, _row_bytes(metadata), largest, file))
     return inputs
 
 
 def compact_partition(dataset: Dataset, day: str, stats: CompactStats) -> None:
     """Compact one day partition (the caller holds the writer lock)."""
-    partition = dataset.layout.partition(day)
     for _ in range(4):  # a pass merges up to COMPACT_FAN_IN files into one: 32**4 files is plenty
-        groups = plan_groups(_inputs(partition))
+        groups = plan_groups(_inputs(dataset, day))
         if not groups:
             return
         _merge_groups(dataset, day, groups, stats)
@@ -230,7 +237,8 @@ def _merge_groups(dataset: Dataset, day: str, groups: list[list[_Input]], stats:
         job = new_batch_id()
         tmp_dir = dataset.tmp_dir(job)
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_dir / f"part-{job}-compacted-{day}.parquet"
+        name = f"part-{job}-compacted-{day}.parquet"
+        tmp = tmp_dir / f"{name}{STAGED_SUFFIX}"
         try:
             rows = merge_sorted([item.path for item in group], tmp)
             expected = sum(item.rows for item in group)
@@ -240,12 +248,20 @@ def _merge_groups(dataset: Dataset, day: str, groups: list[list[_Input]], stats:
             shutil.rmtree(tmp_dir, ignore_errors=True)
             raise
         fsync_path(tmp)
-        final = partition / tmp.name
-        inputs = [str(item.path.relative_to(dataset.root)) for item in group]
-        dataset.manifest.begin_compaction(job, str(final.relative_to(dataset.root)), inputs)
-        os.replace(tmp, final)  # the commit point
+        final = partition / name
+        files = [item.file for item in group if item.file is not None]
+        inputs = [file.path for file in files]
+        times = [t for file in files for t in (file.min_time, file.max_time) if t is not None]
+        output = DataFile(str(final.relative_to(dataset.root)), day, rows,
+                          min(times) if times else None, max(times) if times else None)
+        dataset.manifest.begin_batch(job, [output.path])  # pending: rolled back if no commit follows
+        crash_point("compact.staged")
+        os.replace(tmp, final)  # in place, not yet part of the dataset
         fsync_path(partition)
-        dataset.finish_compaction(job, inputs)
+        crash_point("compact.moved")
+        dataset.manifest.commit_compaction(job, output, inputs)  # the commit point
+        crash_point("compact.committed")
+        dataset.remove_retired(inputs)
         tmp_dir.rmdir()
         stats.rewritten += 1
         stats.replaced += len(group)

@@ -1,10 +1,13 @@
-"""The Parquet dataset: atomic batch writes, commit through the manifest, crash recovery, dedup.
+"""The Parquet dataset: atomic batch writes, commit through the manifest, crash recovery.
 
-Writers (ingest workers) put files under ``_analyzer/tmp/<batch>/``; only the single committing
-process moves them into ``event_date=*/`` partitions, bracketed by a ``pending`` → ``committed``
-batch record in the manifest. Readers never see a half-written file, and a batch interrupted
-between the two marks is rolled back on the next open, so a rerun re-ingests its objects exactly
-once.
+Writers (ingest workers) put files under ``_analyzer/tmp/<batch>/``, named ``*.parquet.staged``
+(no ``*.parquet`` glob finds them); only the single committing process moves them into
+``event_date=*/`` partitions, recorded first as a ``pending`` batch, and then commits them: one
+SQLite transaction adds them to the manifest's live files (the snapshot every analyzer reader
+reads, :mod:`analyzer.store.snapshot`), retires the files a rewrite replaced and records the
+objects. Files retired by a commit are deleted after it. A batch interrupted before its commit is
+rolled back on the next open, and retired files a crash left are deleted then, so a rerun
+re-ingests its objects exactly once.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import uuid
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -25,8 +30,10 @@ import pyarrow.parquet as pq
 
 from analyzer.errors import AnalyzerError
 from analyzer.schema import PARTITION_COLUMN, is_json, leaf_paths
+from analyzer.store import snapshot
 from analyzer.store.layout import Layout
-from analyzer.store.manifest import Manifest, ObjectOutcome
+from analyzer.store.manifest import Manifest, ObjectOutcome, RewriteRecord
+from analyzer.store.snapshot import DATA, EVIDENCE, STAGED_SUFFIX, DataFile
 
 #: Rows inside a partition are clustered by these columns (measured: row groups get skipped
 #: by the detections' eventSource/eventName filters), then by time.
@@ -42,16 +49,52 @@ UNIQUE_COLUMNS = {
 DICTIONARY_COLUMNS = [path for path, field in leaf_paths() if path not in UNIQUE_COLUMNS and not is_json(field)]
 
 
+#: Fault injection for the crash tests: ``ANALYZER_CRASH_AT=POINT[:N]`` makes the process SIGKILL
+#: itself the Nth time (default: first) it reaches POINT (see :func:`crash_point`).
+CRASH_ENV = "ANALYZER_CRASH_AT"
+_reached: Counter[str] = Counter()
+
+
+def crash_point(name: str) -> None:
+    """A commit point (``batch.staged``/``moved``/``committed``, ``compact.*``): a real ``kill -9``
+    here when :data:`CRASH_ENV` names it, nothing otherwise."""
+    wanted = os.environ.get(CRASH_ENV)
+    if not wanted:
+        return
+    point, _, nth = wanted.partition(":")
+    if point == name:
+        _reached[name] += 1
+        if _reached[name] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 @dataclass(frozen=True)
 class WrittenFile:
+    """A file written under a staged name, not part of the dataset until a commit adds it."""
+
     day: str
     tmp_path: str
     rows: int
+    min_time: str | None = None
+    max_time: str | None = None
 
     @property
     def name(self) -> str:
-        """The final file name inside the day's partition (made unique by the batch id)."""
-        return Path(self.tmp_path).name
+        """The final file name (made unique by the batch id)."""
+        return Path(self.tmp_path).name.removesuffix(STAGED_SUFFIX)
+
+    def as_file(self, path: Path, root: Path, kind: str = DATA) -> DataFile:
+        return DataFile(str(path.relative_to(root)), self.day, self.rows, self.min_time, self.max_time, kind)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A live file a rewrite replaces: by a staged copy without an older version's rows (or by
+    nothing, when it held no other), plus the staged evidence of those rows."""
+
+    retired: str  # relative to the dataset root
+    kept: WrittenFile | None
+    evidence: WrittenFile | None
 
 
 def new_batch_id() -> str:
@@ -78,7 +121,7 @@ def write_batch(table: pa.Table, tmp_dir: Path, sequence: int = 0) -> list[Writt
     start = 0
     for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
         part = table.slice(start, end - start).drop_columns([PARTITION_COLUMN])
-        path = tmp_dir / f"part-{tmp_dir.name}-{sequence:03d}-{day.isoformat()}.parquet"
+        path = tmp_dir / f"part-{tmp_dir.name}-{sequence:03d}-{day.isoformat()}.parquet{STAGED_SUFFIX}"
 
         pq.write_table(
             part,
@@ -88,7 +131,7 @@ def write_batch(table: pa.Table, tmp_dir: Path, sequence: int = 0) -> list[Writt
             use_dictionary=DICTIONARY_COLUMNS,
             write_statistics=True,
         )
-        written.append(WrittenFile(day.isoformat(), str(path), part.num_rows))
+        written.append(WrittenFile(day.isoformat(), str(path), part.num_rows, *snapshot.time_range(part["eventTime"])))
         start = end
     return written
 
@@ -109,6 +152,7 @@ class Dataset:
             raise AnalyzerError(f"{root}: no analyzer dataset here (run `analyzer ingest` first)")
         self.layout.create()  # also restores folders a user may have removed
         self.manifest = Manifest(self.layout.manifest)
+        snapshot.adopt(self.manifest.db, self.layout)  # an older dataset: once, from the files on disk
         self._lock: IO[str] | None = None
 
     @property
@@ -143,16 +187,15 @@ class Dataset:
             self._lock = None
 
     def recover(self) -> None:
-        """Roll back batches a crash left pending, finish interrupted compactions, drop temporary files."""
+        """Roll back batches and compactions a crash left pending, delete the files commits retired
+        before a crash could, and drop temporary files."""
+        live = {f.path for kind in (DATA, EVIDENCE) for f in self.manifest.live_files(kind=kind)}
         for batch, files in self.manifest.pending_batches():
             for relative in files:
-                (self.root / relative).unlink(missing_ok=True)
+                if relative not in live:  # never committed: not part of the dataset
+                    (self.root / relative).unlink(missing_ok=True)
             self.manifest.forget_batch(batch)
-        for job, output, inputs in self.manifest.pending_compactions():
-            if (self.root / output).exists():  # renamed into place: the merge is committed
-                self.finish_compaction(job, inputs)
-            else:
-                self.manifest.end_compaction(job)
+        self.remove_retired(self.manifest.retired_files())
         if self.layout.tmp.exists():
             shutil.rmtree(self.layout.tmp)
         self.layout.tmp.mkdir(parents=True, exist_ok=True)
@@ -166,40 +209,65 @@ class Dataset:
         files: list[WrittenFile],
         quarantine_file: str | None,
         outcomes: Iterable[ObjectOutcome],
+        *,
+        replacements: Sequence[Replacement] = (),
+        rewrites: Sequence[RewriteRecord] = (),
     ) -> None:
-        """Make a batch's files visible and record its objects, atomically as a whole."""
-        moves = [
-            (Path(f.tmp_path), self.layout.partition(f.day) / f.name) for f in files
-        ]
+        """Make a batch's files (and a rewrite's) the dataset and record its objects: one manifest
+        transaction, the commit point. Before it no reader sees any of them; after it the files
+        the rewrite replaced are deleted."""
+        added: list[tuple[Path, Path, DataFile | None]] = []
+        for f in files:
+            final = self.layout.partition(f.day) / f.name
+            added.append((Path(f.tmp_path), final, f.as_file(final, self.root)))
+        for r in replacements:
+            if r.kept is not None:
+                final = (self.root / r.retired).parent / r.kept.name
+                added.append((Path(r.kept.tmp_path), final, r.kept.as_file(final, self.root)))
+            if r.evidence is not None:
+                final = self.layout.superseded / r.evidence.name
+                added.append((Path(r.evidence.tmp_path), final, r.evidence.as_file(final, self.root, EVIDENCE)))
         if quarantine_file:
-            moves.append((Path(quarantine_file), self.layout.quarantine / f"{batch}.jsonl"))
-        self.manifest.begin_batch(batch, [str(dst.relative_to(self.root)) for _, dst in moves])
-        for src, _ in moves:  # workers write without waiting for the disk; durability is ours
+            added.append((Path(quarantine_file), self.layout.quarantine / f"{batch}.jsonl", None))
+        self.manifest.begin_batch(batch, [str(dst.relative_to(self.root)) for _, dst, _ in added])
+        for src, _, _ in added:  # workers write without waiting for the disk; durability is ours
             fsync_path(src)
-        for src, dst in moves:
+        crash_point("batch.staged")
+        for src, dst, _ in added:  # in place, but not part of the dataset before the commit
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
-        for folder in {dst.parent for _, dst in moves}:
+        for folder in {dst.parent for _, dst, _ in added}:
             fsync_path(folder)
-        self.manifest.commit_batch(batch, outcomes, sorted({f.day for f in files}))
-        shutil.rmtree(self.tmp_dir(batch), ignore_errors=True)
+        crash_point("batch.moved")
+        stale = {r.kept.day if r.kept else r.evidence.day if r.evidence else "" for r in replacements} - {""}
+        self.manifest.commit_batch(
+            batch, outcomes, sorted({f.day for f in files}),
+            added=[file for _, _, file in added if file is not None],
+            retired=[r.retired for r in replacements], stale=sorted(stale), rewrites=rewrites,
+        )
+        crash_point("batch.committed")
+        self.remove_retired([r.retired for r in replacements])
+        for folder in {self.tmp_dir(batch), *(src.parent for src, _, _ in added)}:
+            if folder.is_relative_to(self.layout.tmp):
+                shutil.rmtree(folder, ignore_errors=True)
 
-    def finish_compaction(self, job: str, inputs: list[str]) -> None:
-        """Remove the files (dataset-relative) a committed compaction replaced, then forget it."""
-        for relative in inputs:
+    def remove_retired(self, paths: Sequence[str]) -> None:
+        """Delete files a commit retired, then forget them (a crash between: the next writer redoes it)."""
+        for relative in paths:
             (self.root / relative).unlink(missing_ok=True)
-        for folder in {(self.root / relative).parent for relative in inputs}:
+        for folder in {(self.root / relative).parent for relative in paths}:
             if folder.exists():
                 fsync_path(folder)
-        self.manifest.end_compaction(job)
+        self.manifest.forget_files(paths)
 
     # -- reading ---------------------------------------------------------------------------------
     def days(self) -> list[str]:
-        """Every day partition, oldest first."""
-        return sorted(path.name.split("=", 1)[1] for path in self.root.glob(f"{PARTITION_COLUMN}=*") if path.is_dir())
+        """Every day with live files, oldest first."""
+        return self.manifest.live_days()
 
-    def data_files(self) -> list[Path]:
-        return sorted(self.root.glob(f"{PARTITION_COLUMN}=*/*.parquet"))
+    def data_files(self, day: str | None = None) -> list[Path]:
+        """The live data files (of one day): the committed snapshot, not what a glob finds."""
+        return [self.root / f.path for f in self.manifest.live_files(day)]
 
     def quarantined(self) -> Iterator[dict[str, Any]]:
         """Every quarantined record, oldest batch first."""

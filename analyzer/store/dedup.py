@@ -57,7 +57,7 @@ def refresh_duplicates(dataset: Dataset, con: duckdb.DuckDBPyConnection | None =
     _forget_legacy_index(dataset)
     total = 0
     for day in dataset.manifest.stale_partitions():
-        files = sorted(str(p) for p in dataset.layout.partition(day).glob("*.parquet"))
+        files = [str(p) for p in dataset.data_files(day)]  # the day's committed files
         blob = None
         if files:
             # Only rows whose eventID repeats can be copies: finding those first keeps the window (over
@@ -84,9 +84,11 @@ def refresh_duplicates(dataset: Dataset, con: duckdb.DuckDBPyConnection | None =
 def _forget_legacy_index(dataset: Dataset) -> None:
     """Older versions kept the index as ``_analyzer/duplicates/*.parquet`` (which a reader's
     recursive glob picks up): recompute those days into the manifest and remove the files."""
-    legacy = sorted(dataset.layout.duplicates.glob("*.parquet"))
-    if not legacy:
-        return
-    dataset.manifest.mark_stale([path.stem for path in legacy])
-    for path in legacy:
-        path.unlink(missing_ok=True)
+    folder = dataset.layout.legacy_duplicates
+    legacy = sorted(folder.glob("*.parquet"))
+    if legacy:
+        dataset.manifest.mark_stale([path.stem for path in legacy])
+        for path in legacy:
+            path.unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()

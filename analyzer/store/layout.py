@@ -1,8 +1,10 @@
 """Where things live inside a dataset directory.
 
 ``DATA/event_date=YYYY-MM-DD/part-*.parquet`` is the plain Hive-partitioned dataset that DuckDB,
-Polars, Spark and Athena read as-is. Everything of the analyzer's own lives under ``DATA/_analyzer/``:
-names starting with ``_`` are hidden from Hive-style readers.
+Polars, Spark and Athena read as-is. Everything of the analyzer's own lives under ``DATA/_analyzer/``
+(names starting with ``_`` are hidden from Hive-style readers), and none of it is named
+``*.parquet``: a recursive glob (``DATA/**/*.parquet``) finds the data files and nothing else.
+Which of those files are the dataset is the manifest's to say (:mod:`analyzer.store.snapshot`).
 """
 
 from __future__ import annotations
@@ -38,15 +40,18 @@ class Layout:
         return self.internal / "quarantine"
 
     @property
-    def duplicates(self) -> Path:
+    def superseded(self) -> Path:
+        """Rows of rewritten log objects' older versions (``*.evidence``, Parquet inside)."""
+        return self.internal / "superseded"
+
+    @property
+    def legacy_duplicates(self) -> Path:
+        """Where older versions kept the duplicate index as ``*.parquet`` (removed on sight)."""
         return self.internal / "duplicates"
 
     def partition(self, day: str) -> Path:
         return self.root / f"{PARTITION_COLUMN}={day}"
 
-    def data_glob(self) -> str:
-        return str(self.root / f"{PARTITION_COLUMN}=*" / "*.parquet")
-
     def create(self) -> None:
-        for path in (self.root, self.internal, self.tmp, self.quarantine, self.duplicates):
+        for path in (self.root, self.internal, self.tmp, self.quarantine):
             path.mkdir(parents=True, exist_ok=True)

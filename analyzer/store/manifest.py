@@ -1,7 +1,9 @@
-"""The manifest: which objects are in the dataset, and which files each ingest batch added.
+"""The manifest: which objects are in the dataset, and which files are (the snapshot).
 
 SQLite (in ``DATA/_analyzer/``) gives us transactions: a batch's files become part of the dataset
-only through :meth:`Manifest.commit_batch`, and a batch left ``pending`` by a crash is rolled back
+only through :meth:`Manifest.commit_batch`, a compaction's through :meth:`Manifest.commit_compaction`,
+each one transaction that adds files to the ``files`` table and retires the ones they replace
+(:mod:`analyzer.store.snapshot`). A batch or compaction left ``pending`` by a crash is rolled back
 by :meth:`Manifest.pending_batches` + :meth:`Manifest.forget_batch` on the next run.
 """
 
@@ -13,6 +15,8 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from analyzer.store.snapshot import DATA, DataFile, add_files, retire_files
 
 SCHEMA_SQL = """
 create table if not exists objects (
@@ -34,10 +38,25 @@ create table if not exists batches (
 );
 create table if not exists stale_partitions (event_date text primary key);
 create table if not exists uncompacted_partitions (event_date text primary key);
+-- compactions: the journal of older versions (a merge's rename was its commit); adopted, then empty.
 create table if not exists compactions (
     id text primary key,
     output text not null,  -- dataset-relative path of the merged file
     inputs text not null   -- JSON list of the files it replaces
+);
+-- files: the snapshot. A file is part of the dataset from the commit that adds it to the one that
+-- retires it; a retired file is deleted after that commit (by a later writer if a crash came first).
+create table if not exists files (
+    path text primary key,  -- relative to the dataset root
+    kind text not null,     -- data (event_date=*/) | evidence (_analyzer/superseded/)
+    event_date text not null,
+    rows integer not null,
+    min_time text,          -- eventTime range, ISO 8601
+    max_time text,
+    added_by text not null, -- batch or compaction id
+    added_at real not null,
+    retired_by text,
+    retired_at real
 );
 create table if not exists state (key text primary key, value text not null);
 -- objects: the last good state of a key (ingested/skipped), or 'failed' for one never ingested.
@@ -220,12 +239,13 @@ class Manifest:
                                " from rewrites order by rewritten_at, uri").fetchall()
         return [tuple(row) for row in rows]
 
-    def record_rewrite(self, rewrite: Rewrite, previous: KnownObject, outcome: ObjectOutcome, batch: str) -> None:
+    def _record_rewrite(self, change: RewriteRecord, batch: str, now: float) -> None:
+        rewrite, previous, outcome = change
         self.db.execute(
             "insert or ignore into rewrites(uri, previous_version, previous_hash, previous_records, version,"
             " content_hash, records, superseded_rows, batch, rewritten_at) values (?,?,?,?,?,?,?,?,?,?)",
             (rewrite.uri, previous.version, previous.content_hash, previous.records, outcome.version,
-             outcome.content_hash, outcome.records, rewrite.superseded_rows, batch, time.time()),
+             outcome.content_hash, outcome.records, rewrite.superseded_rows, batch, now),
         )
 
     def _record_objects(self, batch: str, outcomes: Iterable[ObjectOutcome], now: float) -> None:
@@ -269,15 +289,63 @@ class Manifest:
             "insert into batches(id, status, files) values (?, 'pending', ?)", (batch, json.dumps(list(files)))
         )
 
-    def commit_batch(self, batch: str, outcomes: Iterable[ObjectOutcome], partitions: Iterable[str]) -> None:
+    def commit_batch(
+        self,
+        batch: str,
+        outcomes: Iterable[ObjectOutcome],
+        partitions: Iterable[str],
+        *,
+        added: Sequence[DataFile] = (),
+        retired: Sequence[str] = (),
+        stale: Iterable[str] = (),
+        rewrites: Sequence[RewriteRecord] = (),
+    ) -> None:
+        """One transaction: the batch's files (and a rewrite's) become live, the files a rewrite
+        replaced are retired, and its objects, rewrites and partitions are recorded."""
         now = time.time()
+        partitions = list(partitions)
         with self._transaction():
             self.db.execute("update batches set status='committed' where id=?", (batch,))
+            add_files(self.db, added, batch, now)
+            retire_files(self.db, list(retired), batch, now)
             self._record_objects(batch, outcomes, now)
-            for table in ("stale_partitions", "uncompacted_partitions"):
-                self.db.executemany(
-                    f"insert or ignore into {table}(event_date) values (?)", [(p,) for p in partitions]  # noqa: S608
-                )
+            for change in rewrites:
+                self._record_rewrite(change, batch, now)
+            self.db.executemany("insert or ignore into stale_partitions(event_date) values (?)",
+                                [(p,) for p in {*partitions, *stale}])
+            self.db.executemany("insert or ignore into uncompacted_partitions(event_date) values (?)",
+                                [(p,) for p in partitions])
+
+    def commit_compaction(self, job: str, added: DataFile, retired: Sequence[str]) -> None:
+        """One transaction: the merged file becomes live and the files it merged are retired (the
+        rows are the same, so the duplicate index stays valid)."""
+        now = time.time()
+        with self._transaction():
+            add_files(self.db, [added], job, now)
+            retire_files(self.db, list(retired), job, now)
+            self.db.execute("delete from batches where id=?", (job,))
+
+    def live_files(self, day: str | None = None, kind: str = DATA) -> list[DataFile]:
+        """The files of the committed snapshot (of one day), by day and name."""
+        where, params = ("kind=? and retired_by is null", [kind])
+        if day is not None:
+            where, params = where + " and event_date=?", [*params, day]
+        rows = self.db.execute(
+            f"select path, event_date, rows, min_time, max_time, kind from files where {where}"  # noqa: S608
+            " order by event_date, path", params)
+        return [DataFile(*row) for row in rows]
+
+    def live_days(self) -> list[str]:
+        return [row[0] for row in self.db.execute(
+            "select distinct event_date from files where kind=? and retired_by is null order by 1", (DATA,))]
+
+    def retired_files(self) -> list[str]:
+        """Files retired by a commit and not deleted yet (a crash came between)."""
+        return [row[0] for row in self.db.execute("select path from files where retired_by is not null order by 1")]
+
+    def forget_files(self, paths: Sequence[str]) -> None:
+        """Forget retired files once they are deleted."""
+        self.db.executemany("delete from files where path=? and retired_by is not null", [(p,) for p in paths])
 
     def pending_batches(self) -> list[tuple[str, list[str]]]:
         rows = self.db.execute("select id, files from batches where status='pending'").fetchall()
@@ -310,18 +378,6 @@ class Manifest:
     def clear_uncompacted(self, day: str) -> None:
         self.db.execute("delete from uncompacted_partitions where event_date=?", (day,))
 
-    def begin_compaction(self, job: str, output: str, inputs: list[str]) -> None:
-        self.db.execute(
-            "insert into compactions(id, output, inputs) values (?, ?, ?)", (job, output, json.dumps(inputs))
-        )
-
-    def end_compaction(self, job: str) -> None:
-        self.db.execute("delete from compactions where id=?", (job,))
-
-    def pending_compactions(self) -> list[tuple[str, str, list[str]]]:
-        rows = self.db.execute("select id, output, inputs from compactions").fetchall()
-        return [(job, output, json.loads(inputs)) for job, output, inputs in rows]
-
     def objects(self, status: str | None = None) -> Iterator[sqlite3.Row]:
         self.db.row_factory = sqlite3.Row
         try:
@@ -342,6 +398,10 @@ class Manifest:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)
+
+
+#: A rewrite to record with its batch: what the run reports, the version it replaces, the new outcome.
+RewriteRecord = tuple[Rewrite, KnownObject, ObjectOutcome]
 
 
 def _chunks(items: list[str], size: int = 400) -> Iterator[list[str]]:

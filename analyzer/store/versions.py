@@ -8,20 +8,19 @@ without them, and the removed rows go to ``_analyzer/superseded/`` (Parquet unde
 ``*.parquet`` glob matches), read by the ``events_superseded`` view. Rewrites are rare; this path
 is costly (it scans the dataset's ``source_object`` column) and correct.
 
-Crash safety: the evidence file is put in place first, under a name derived from the input file
-(a redo overwrites it); the rewritten file then replaces the input through the manifest's
-compaction journal (rename = commit point, rolled forward by :meth:`Dataset.recover`). The batch
-bringing the new version commits after all of this, so a crash anywhere leaves the manifest at the
-old version and the next run does the rewrite again, finding nothing left to move.
+Crash safety: :func:`supersede` only *stages* (the rewritten files and the evidence, under
+``_analyzer/tmp/``); the batch bringing the new version commits them together with its own files
+in one manifest transaction (:meth:`Dataset.commit`: the rewritten files and the evidence become
+live, the files they replace are retired). A crash before it leaves the old version live and no
+evidence, and the next run does the rewrite again; after it, the old files are deleted.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -31,28 +30,33 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analyzer.schema import PARTITION_COLUMN
-from analyzer.store.dataset import COMPRESSION, DICTIONARY_COLUMNS, Dataset, fsync_path, new_batch_id
+from analyzer.store.dataset import COMPRESSION, DICTIONARY_COLUMNS, Dataset, Replacement, WrittenFile, new_batch_id
 from analyzer.store.layout import Layout
-
-EVIDENCE_SUFFIX = ".evidence"
+from analyzer.store.snapshot import EVIDENCE_SUFFIX, STAGED_SUFFIX, time_range
 
 
 def superseded_dir(layout: Layout) -> Path:
-    return layout.internal / "superseded"
+    return layout.superseded
 
 
-def supersede(dataset: Dataset, uris: Iterable[str], by_batch: str) -> Counter[str]:
-    """Move the live rows of ``uris`` out of the data files into evidence; returns rows moved per uri."""
+@dataclass
+class Superseded:
+    """A rewrite staged for the batch that brings the new versions: rows moved per uri, and the
+    files to replace (committed by :meth:`Dataset.commit`)."""
+
+    moved: Counter[str] = field(default_factory=Counter)
+    replacements: list[Replacement] = field(default_factory=list)
+
+
+def supersede(dataset: Dataset, uris: Iterable[str], by_batch: str) -> Superseded:
+    """Stage moving the live rows of ``uris`` out of the data files into evidence."""
     wanted = sorted(set(uris))
-    moved: Counter[str] = Counter()
-    if not wanted:
-        return moved
-    days: set[str] = set()
-    for path in _files_holding(dataset, wanted):
-        moved.update(_split(dataset, path, set(wanted), by_batch))
-        days.add(path.parent.name.split("=", 1)[1])
-    dataset.manifest.mark_stale(sorted(days))  # rows left these days: their duplicate index is recomputed
-    return moved
+    staged = Superseded()
+    for path in _files_holding(dataset, wanted) if wanted else []:
+        moved, replacement = _split(dataset, path, set(wanted), by_batch)
+        staged.moved.update(moved)
+        staged.replacements.append(replacement)
+    return staged
 
 
 def _files_holding(dataset: Dataset, uris: list[str]) -> list[Path]:
@@ -72,19 +76,21 @@ def _files_holding(dataset: Dataset, uris: list[str]) -> list[Path]:
     return sorted(Path(row[0]) for row in rows)
 
 
-def _split(dataset: Dataset, path: Path, uris: set[str], by_batch: str) -> Counter[str]:
-    """Rewrite ``path`` without the rows of ``uris``, which become an evidence file."""
+def _split(dataset: Dataset, path: Path, uris: set[str], by_batch: str) -> tuple[Counter[str], Replacement]:
+    """Stage ``path`` rewritten without the rows of ``uris``, and those rows as an evidence file."""
     day = path.parent.name.split("=", 1)[1]
     job = new_batch_id()
-    tmp_dir = dataset.tmp_dir(job)
+    tmp_dir = dataset.tmp_dir(by_batch) / "rewrites"
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    kept_tmp = tmp_dir / f"part-{job}-rewritten-{day}.parquet"
-    evidence_tmp = tmp_dir / f"{path.stem}{EVIDENCE_SUFFIX}"
+    kept_tmp = tmp_dir / f"part-{job}-rewritten-{day}.parquet{STAGED_SUFFIX}"
+    evidence_tmp = tmp_dir / f"{job}-{path.stem}{EVIDENCE_SUFFIX}{STAGED_SUFFIX}"
     source = pq.ParquetFile(path)
     group_rows = source.metadata.row_group(0).num_rows if source.metadata.num_row_groups else 4_096
     value_set = pa.array(sorted(uris), pa.string())
     moved: Counter[str] = Counter()
-    kept_rows = 0
+    kept_rows = old_rows = 0
+    kept_times: list[str] = []
+    old_times: list[str] = []
     kept_writer: pq.ParquetWriter | None = None
     evidence_writer: pq.ParquetWriter | None = None
     stamp = pa.scalar(int(time.time() * 1_000_000), pa.timestamp("us", tz="UTC"))
@@ -99,33 +105,26 @@ def _split(dataset: Dataset, path: Path, uris: set[str], by_batch: str) -> Count
                                                    use_dictionary=DICTIONARY_COLUMNS, write_statistics=True)
                 kept_writer.write_table(keep, row_group_size=group_rows)
                 kept_rows += keep.num_rows
+                kept_times.extend(t for t in time_range(keep["eventTime"]) if t)
             if old.num_rows:
+                old_times.extend(t for t in time_range(old["eventTime"]) if t)
                 old = (old.append_column(PARTITION_COLUMN, pa.array([date.fromisoformat(day)] * old.num_rows))
                        .append_column("superseded_by", pa.array([by_batch] * old.num_rows, pa.string()))
                        .append_column("superseded_at", pa.array([stamp] * old.num_rows)))
                 if evidence_writer is None:
                     evidence_writer = pq.ParquetWriter(evidence_tmp, old.schema, compression=COMPRESSION)
                 evidence_writer.write_table(old)
+                old_rows += old.num_rows
                 moved.update(old["source_object"].to_pylist())
     finally:
         for writer in (kept_writer, evidence_writer):
             if writer is not None:
                 writer.close()
-    relative = str(path.relative_to(dataset.root))
-    if evidence_writer is not None:
-        folder = superseded_dir(dataset.layout)
-        folder.mkdir(parents=True, exist_ok=True)
-        fsync_path(evidence_tmp)
-        os.replace(evidence_tmp, folder / evidence_tmp.name)
-        fsync_path(folder)
-    if kept_rows:
-        final = path.parent / kept_tmp.name
-        fsync_path(kept_tmp)
-        dataset.manifest.begin_compaction(job, str(final.relative_to(dataset.root)), [relative])
-        os.replace(kept_tmp, final)  # the commit point
-        dataset.finish_compaction(job, [relative])
-    else:  # the file held nothing else: removing it is the commit point
-        path.unlink()
-        fsync_path(path.parent)
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    return moved
+    kept = _written(day, kept_tmp, kept_rows, kept_times) if kept_rows else None
+    evidence = _written(day, evidence_tmp, old_rows, old_times) if old_rows else None
+    # A file that held nothing else is replaced by nothing: its retirement is the change.
+    return moved, Replacement(str(path.relative_to(dataset.root)), kept, evidence)
+
+
+def _written(day: str, path: Path, rows: int, times: list[str]) -> WrittenFile:
+    return WrittenFile(day, str(path), rows, min(times) if times else None, max(times) if times else None)
