@@ -85,7 +85,7 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
     text = text.replace('severity = "medium"', 'severity = "urgent"').replace('status = "experimental"', "")
     unused = '[params.unused]\ndefault = 1\ndescription = "x"\n\n'
     text = text.replace("[params.root_severity]", unused + "[params.root_severity]")
-    meta.write_text(text + '\nbogus = 1\n')
+    meta.write_text('bogus = 1\n' + text)  # at the top: the file ends inside a [[cases.records]] table
     (root / "orphan.sql").write_text("select 1 from events where eventName = 'x'\n")
     with pytest.raises(CatalogueError) as error:
         load_catalogue(root)

@@ -4,6 +4,12 @@ Loading validates every detection's metadata and cases and raises one :class:`Ca
 that lists *all* problems (file, field, what to fix), so a newcomer fixes a file in one pass.
 Files whose name starts with ``_`` (the template) are skipped. The sidecar format is documented in
 ``queries/_template.toml``.
+
+Users bring their own detections as folders of the same pairs (``analyzer detect --queries DIR``):
+:func:`load_catalogue` loads them with the same validation, names each such file by its full path,
+and refuses an id (or uuid) that two files define, naming both. Nothing a folder holds gets more
+trust than the bundled catalogue: every query runs on the sealed connection
+(:mod:`analyzer.store.sandbox`) and through its statement check.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ import re
 import tomllib
 import uuid as uuidlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +158,7 @@ class Detection:
     sql_path: Path
     meta_path: Path
     lookback: str | None = None
+    origin: str = "bundled"  # "bundled" (the package's queries/), "user" (a --queries folder), "sigma"
 
     def param_names_in_sql(self) -> set[str]:
         return sql_parameters(self.sql)
@@ -164,9 +171,18 @@ class Detection:
 class Catalogue(Mapping[str, Detection]):
     """The loaded detections by id, in id order."""
 
-    def __init__(self, detections: Iterable[Detection], directory: Path) -> None:
+    def __init__(self, detections: Iterable[Detection], directory: Path, extra: Iterable[Path] = ()) -> None:
         self._detections = {d.id: d for d in sorted(detections, key=lambda d: d.id)}
-        self.directory = directory
+        self.directory = directory  # the bundled (or first) folder
+        self.extra = tuple(extra)  # the folders users brought, in the order given
+
+    def with_detections(self, detections: Iterable[Detection]) -> Catalogue:
+        """This catalogue plus ``detections`` (Sigma rules, say); an id already present is an error."""
+        added = list(detections)
+        clashes = [d.id for d in added if d.id in self._detections]
+        if clashes:
+            raise CatalogueError([f"id {i!r} is defined twice" for i in clashes])
+        return Catalogue([*self._detections.values(), *added], self.directory, self.extra)
 
     def __getitem__(self, key: str) -> Detection:
         return self._detections[key]
@@ -208,37 +224,60 @@ def code_only(sql: str) -> str:
     return STRING_LITERAL.sub("''", text)
 
 
-def load_catalogue(directory: Path | str | None = None) -> Catalogue:
-    """Load and validate every detection in ``directory`` (default: :func:`default_queries_dir`)."""
+def load_catalogue(directory: Path | str | None = None, *, extra: Iterable[Path | str] = ()) -> Catalogue:
+    """Load and validate every detection in ``directory`` (default: :func:`default_queries_dir`) and in
+    each folder of ``extra`` (detections users bring); raise one :class:`CatalogueError` listing every
+    problem, an id or uuid defined by two files among them."""
     root = Path(directory) if directory is not None else default_queries_dir()
-    if not root.is_dir():
-        raise AnalyzerError(f"{root}: detection catalogue directory not found")
     problems: list[str] = []
+    detections = _load_folder(root, problems, origin="bundled" if directory is None else "user",
+                              full_paths=directory is not None and bool(extra))
+    folders = [Path(folder) for folder in extra]
+    for folder in folders:
+        detections += _load_folder(folder, problems, origin="user", full_paths=True)
+    by_id: dict[str, Detection] = {}
+    by_uuid: dict[str, Detection] = {}
+    for d in detections:
+        if (other := by_id.get(d.id)) is not None:
+            problems.append(f"{d.meta_path}: id {d.id!r} is already defined by {other.meta_path}"
+                            f"{' (a bundled detection)' if other.origin == 'bundled' else ''}; rename one")
+            continue
+        if (other := by_uuid.get(d.uuid)) is not None:
+            problems.append(f"{_label(d)}: uuid {d.uuid} is also used by {other.id} ({_label(other)}; make a new one)")
+        by_id[d.id] = d
+        by_uuid.setdefault(d.uuid, d)
+    if problems:
+        raise CatalogueError(problems)
+    return Catalogue(by_id.values(), root, folders)
+
+
+def _label(d: Detection) -> str:
+    return d.meta_path.name if d.origin == "bundled" else str(d.meta_path)
+
+
+def _load_folder(root: Path, problems: list[str], *, origin: str, full_paths: bool) -> list[Detection]:
+    """The detections of one folder (problems appended, named by file name or, for a user's, full path)."""
+    if not root.is_dir():
+        problems.append(f"{root}: detection folder not found")
+        return []
     detections: list[Detection] = []
+    name = (lambda p: str(p)) if full_paths else (lambda p: p.name)
     sql_files = {p.stem: p for p in root.glob("*.sql") if not p.name.startswith("_")}
     meta_files = {p.stem: p for p in root.glob("*.toml") if not p.name.startswith("_")}
     for stem in sorted(set(sql_files) - set(meta_files)):
-        problems.append(f"{sql_files[stem].name}: no metadata file {stem}.toml next to it")
+        problems.append(f"{name(sql_files[stem])}: no metadata file {stem}.toml next to it")
     for stem in sorted(set(meta_files) - set(sql_files)):
-        problems.append(f"{meta_files[stem].name}: no query file {stem}.sql next to it")
+        problems.append(f"{name(meta_files[stem])}: no query file {stem}.sql next to it")
     for stem in sorted(set(sql_files) & set(meta_files)):
-        detection = _load_one(sql_files[stem], meta_files[stem], problems)
+        detection = _load_one(sql_files[stem], meta_files[stem], problems, where=name(meta_files[stem]))
         if detection is not None:
-            detections.append(detection)
-    seen: dict[str, str] = {}
-    for d in detections:
-        if d.uuid in seen:
-            problems.append(f"{d.meta_path.name}: uuid {d.uuid} is also used by {seen[d.uuid]} (make a new one)")
-        seen.setdefault(d.uuid, d.id)
-    if not detections and not problems:
+            detections.append(replace(detection, origin=origin))
+    if not sql_files and not meta_files:
         problems.append(f"{root}: no detections found (expected <id>.sql with <id>.toml)")
-    if problems:
-        raise CatalogueError(problems)
-    return Catalogue(detections, root)
+    return detections
 
 
-def _load_one(sql_path: Path, meta_path: Path, problems: list[str]) -> Detection | None:
-    where = meta_path.name
+def _load_one(sql_path: Path, meta_path: Path, problems: list[str], *, where: str) -> Detection | None:
     start = len(problems)
 
     def problem(message: str) -> None:
@@ -482,19 +521,17 @@ def _cases(value: Any, params: dict[str, Parameter], problem: Any) -> tuple[Case
             case_params = {}
         for key in sorted(set(case_params) - set(params)):
             problem(f"{label}.params: {key!r} is not a parameter of this detection")
-        raw = item.get("records")
         try:
-            records = expand_records(json.loads(raw) if isinstance(raw, str) else raw)
+            records = case_records(item.get("records"))
         except (ValueError, TypeError, KeyError) as exc:
-            problem(f"{label}.records: {exc} (a JSON array of CloudTrail records in a ''' string)")
+            problem(f"{label}.records: {exc} ({RECORDS_FORMS})")
             continue
         superseded: list[dict[str, Any]] = []
         if "superseded" in item:
-            raw = item["superseded"]
             try:
-                superseded = expand_records(json.loads(raw) if isinstance(raw, str) else raw)
+                superseded = case_records(item["superseded"])
             except (ValueError, TypeError, KeyError) as exc:
-                problem(f"{label}.superseded: {exc} (a JSON array of CloudTrail records in a ''' string)")
+                problem(f"{label}.superseded: {exc} ({RECORDS_FORMS})")
                 continue
         for key in sorted(set(item) - {"name", "alerts", "expect", "params", "records", "note", "superseded"}):
             problem(f"{label}: unknown key {key!r}")
@@ -508,6 +545,50 @@ def _cases(value: Any, params: dict[str, Parameter], problem: Any) -> tuple[Case
     if negatives < 2:
         problem("cases: at least two near-miss negative cases (alerts = 0) are required")
     return tuple(out)
+
+
+RECORDS_FORMS = "[[cases.records]] tables, one per CloudTrail record, or a JSON array in a ''' string"
+
+
+def case_records(raw: Any) -> list[dict[str, Any]]:
+    """A case's records as written in the sidecar, in either form, ``_repeat`` expanded.
+
+    The readable form is TOML: one ``[[cases.records]]`` table per record (nested fields as dotted
+    keys or inline tables). TOML has no null, so ``_null = ["responseElements"]`` lists the fields
+    whose value is JSON ``null`` (CloudTrail writes ``"responseElements": null``; a field left out is
+    absent, which the dataset stores differently). The older form, a JSON array in a multi-line
+    string, is still read. TOML datetimes (``eventTime = 2024-05-01T12:00:00Z``, unquoted) become
+    CloudTrail's text form.
+    """
+    if isinstance(raw, str):
+        return expand_records(json.loads(raw))
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        raise ValueError("required, one table per record")
+    records = []
+    for record in _plain(raw):
+        nulls = record.pop("_null", [])
+        if not isinstance(nulls, list) or not all(isinstance(n, str) and n for n in nulls):
+            raise ValueError('"_null" lists the dotted paths of the fields that are null, e.g. ["responseElements"]')
+        for path in nulls:
+            _set_path(record, path, None)
+        records.append(record)
+    return expand_records(records)
+
+
+def _plain(value: Any) -> Any:
+    """TOML values as JSON ones: datetimes as CloudTrail writes them (UTC, ``Z``), dates and times as ISO text."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        fraction = f".{value.microsecond:06d}".rstrip("0") if value.microsecond else ""
+        return value.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return value
 
 
 def expand_records(records: Any) -> list[dict[str, Any]]:
