@@ -6,6 +6,7 @@ Each module registers its commands on the one app; add a module here to add comm
 import analyzer.cli.pull  # noqa: F401  (registers pull)
 from analyzer.cli import (
     detect,  # noqa: F401
+    detections,  # noqa: F401  (registers detections test, detections new)
     failures,  # noqa: F401
     ingest,  # noqa: F401  (registers ingest, schema, quarantine)
     nightly,  # noqa: F401

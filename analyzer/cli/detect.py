@@ -18,6 +18,7 @@ from rich.console import Console
 
 from analyzer.alerts import Format, render
 from analyzer.cli.app import DataOption, QuietOption, app, command, stderr, stdout
+from analyzer.cli.extra import QueriesOption, SigmaOption, run_catalogue
 from analyzer.config import load_config
 from analyzer.detect import SEVERITIES, parse_timespec
 from analyzer.errors import AnalyzerError, ExitCode
@@ -132,6 +133,8 @@ def detect_command(
         typer.Option(help="Exit 3 when an alert is at least this severe. Default: [detect] fail_on in the config, "
                      "else high."),
     ] = None,
+    queries: QueriesOption = None,
+    sigma: SigmaOption = None,
     quiet: QuietOption = False,
     timeout: Annotated[
         float | None,
@@ -147,13 +150,13 @@ def detect_command(
     Example: analyzer detect --data ./ctdata --since 7d --format html --output report.html
     """
     from analyzer.alerts import at_or_above, build_report, console_signins
-    from analyzer.detect import Allowlist, load_catalogue, merge_overrides, params_from_config, run_detections
+    from analyzer.detect import Allowlist, merge_overrides, params_from_config, run_detections
     from analyzer.store import connect
 
     settings = load_config(config)
     severity = _fail_on(fail_on.value if fail_on else None, settings)
     start, end = _cli_window(since, until)
-    catalogue = load_catalogue()
+    catalogue = run_catalogue(queries, sigma, quiet=quiet).catalogue
     overrides = _cli_overrides(catalogue, only, param)
     con = connect(data)  # connect() already keeps DuckDB's progress bar off stdout
     try:

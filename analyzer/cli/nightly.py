@@ -14,6 +14,7 @@ import typer
 from analyzer.alerts.sanitize import visible
 from analyzer.cli.app import DataOption, QuietOption, command, config_strings, stderr, stdout, time_option
 from analyzer.cli.detect import ConfigOption, Severity
+from analyzer.cli.extra import QueriesOption, SigmaOption, run_catalogue
 from analyzer.cli.ingest import print_summary
 from analyzer.config import load_config
 from analyzer.errors import AnalyzerError
@@ -122,6 +123,8 @@ def nightly_command(
         help="Exit 3 when this run announces an alert at least this severe. Default: [nightly] fail_on, else "
              "[detect] fail_on, else high.")] = None,
     config: ConfigOption = None,
+    queries: QueriesOption = None,
+    sigma: SigmaOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Pull what is new, run the detections over the new window, write a report, notify new alerts only.
@@ -148,6 +151,7 @@ def nightly_command(
 
     settings_file = load_config(config)
     settings = NightlySettings.from_config(settings_file)
+    catalogue = run_catalogue(queries, sigma, quiet=quiet).catalogue
     now = datetime.now(UTC)
     start, end = time_option("--since", since, now), time_option("--until", until, now)
     if start and end and start >= end:
@@ -191,7 +195,7 @@ def nightly_command(
         result = run_nightly(
             data, origin, notifiers=notifiers, settings=settings, report_dir=Path(folder) if folder else None,
             since=start, until=end, now=now, params=params_from_config(settings_file),
-            allowlist=Allowlist.from_config(settings_file), progress=progress,
+            allowlist=Allowlist.from_config(settings_file), progress=progress, catalogue=catalogue,
         )
     for line in result.warnings:
         stderr.print(f"warning: {visible(line)}", markup=False)

@@ -6,6 +6,7 @@ detection runs through :func:`run_detections`, so a case tests exactly what prod
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -80,3 +81,47 @@ def case_problems(case: Case, alerts: pl.DataFrame) -> list[str]:
             elif got != wanted:
                 problems.append(f"{key}: expected {wanted!r}, got {got!r}")
     return problems
+
+
+#: What a diff shows of each alert when the case names no field (a negative case, or alerts without expect).
+DIFF_FIELDS = ("severity", "principal", "source_ip", "count")
+
+
+def case_diff(case: Case, alerts: pl.DataFrame) -> list[str]:
+    """Expected vs actual as a unified diff (``-`` expected, ``+`` actual), for a person fixing the case.
+
+    Each side lists the number of alerts, then for each alert the fields the case checks (``details``
+    keys one by one). Whether the case passes is :func:`case_problems`' call; this only shows it.
+    """
+    keys = [k for k in case.expect if k != "details"] or list(DIFF_FIELDS)
+    details = list(case.expect.get("details", {}))
+
+    def lines(count: int, value: Any) -> list[str]:
+        out = [f"alerts: {count}"]
+        for i in range(count):
+            out += [f"alert[{i}].{key}: {_shown(key, value(i, key))}" for key in keys]
+            out += [f"alert[{i}].details.{name}: {_shown(name, value(i, ('details', name)))}" for name in details]
+        return out
+
+    def wanted(_: int, key: Any) -> Any:
+        return case.expect["details"][key[1]] if isinstance(key, tuple) else case.expect.get(key)
+
+    rows = alerts.to_dicts()
+
+    def got(i: int, key: Any) -> Any:
+        if isinstance(key, tuple):
+            return json.loads(rows[i].get("details") or "{}").get(key[1])
+        return rows[i].get(key)
+
+    expected = lines(case.alerts, wanted) if case.positive else ["alerts: 0"]
+    actual = lines(len(rows), got)
+    context = len(expected) + len(actual)  # the whole of both sides: a case is small
+    return list(difflib.unified_diff(expected, actual, "expected", "actual", lineterm="", n=context))
+
+
+def _shown(key: str, value: Any) -> str:
+    if key == "event_ids" and isinstance(value, list):
+        value = sorted(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)

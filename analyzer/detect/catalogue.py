@@ -159,9 +159,10 @@ class Detection:
     meta_path: Path
     lookback: str | None = None
     origin: str = "bundled"  # "bundled" (the package's queries/), "user" (a --queries folder), "sigma"
+    bound: Mapping[str, Any] = field(default_factory=dict)  # fixed query values (a Sigma rule's), not tunable
 
     def param_names_in_sql(self) -> set[str]:
-        return sql_parameters(self.sql)
+        return sql_parameters(self.sql) - set(self.bound)
 
     @property
     def defaults(self) -> dict[str, Any]:

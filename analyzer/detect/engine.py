@@ -184,12 +184,13 @@ def run_detections(
 
 def _run_one(con: duckdb.DuckDBPyConnection, detection: Detection, values: Mapping[str, Any]) -> pl.DataFrame:
     sql = wrap_query(detection.sql, detection.severity)
-    bound = {name: values[name] for name in detection.param_names_in_sql()}
+    bound = {**detection.bound, **{name: values[name] for name in detection.param_names_in_sql()}}
     try:
         check_statements(con, sql)  # the sandbox allows the dataset's files: no statement may write them
         table = con.sql(sql, params=bound).to_arrow_table()
     except (duckdb.Error, SandboxError) as exc:
-        raise AnalyzerError(f"detection {detection.id} ({detection.sql_path.name}) failed: {exc}") from exc
+        where = detection.sql_path.name if detection.origin == "bundled" else str(detection.sql_path)
+        raise AnalyzerError(f"detection {detection.id} ({where}) failed: {exc}") from exc
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     frame = frame.with_columns(

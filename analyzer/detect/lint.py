@@ -14,11 +14,12 @@ reads a file or writes one is stopped by the sandbox every connection runs in
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import duckdb
 import pyarrow as pa
 
-from analyzer.detect.catalogue import READS_EVENTS, Catalogue, Detection, code_only
+from analyzer.detect.catalogue import READS_EVENTS, Catalogue, CatalogueError, Detection, code_only
 from analyzer.detect.shape import QUERY_COLUMNS, wrap_query
 from analyzer.schema import PARTITION_COLUMN, SCHEMA
 from analyzer.store import connect
@@ -37,7 +38,7 @@ def empty_events() -> duckdb.DuckDBPyConnection:
 
 def query_problems(detection: Detection, con: duckdb.DuckDBPyConnection) -> list[str]:
     """What is wrong with one detection's SQL (empty when nothing is)."""
-    where = detection.sql_path.name
+    where = detection.sql_path.name if detection.origin == "bundled" else str(detection.sql_path)
     problems: list[str] = []
     code = code_only(detection.sql)
     match = FIRST_READ.search(code)
@@ -48,7 +49,7 @@ def query_problems(detection: Detection, con: duckdb.DuckDBPyConnection) -> list
             f"{where}: the first read of events must filter eventSource/eventName (or userIdentity.type) "
             "with = or IN in its where clause, so Parquet row groups can be skipped"
         )
-    params = {name: detection.params[name].default for name in detection.param_names_in_sql()}
+    params = {**detection.bound, **{name: detection.params[name].default for name in detection.param_names_in_sql()}}
     try:
         columns = con.sql(detection.sql, params=params).columns
     except duckdb.Error as exc:
@@ -69,10 +70,18 @@ def query_problems(detection: Detection, con: duckdb.DuckDBPyConnection) -> list
     return problems
 
 
-def lint_catalogue(catalogue: Catalogue) -> list[str]:
-    """Every SQL problem of every detection, for one report."""
+def lint_catalogue(catalogue: Catalogue, detections: Iterable[Detection] | None = None) -> list[str]:
+    """Every SQL problem of every detection (or of ``detections`` only), for one report."""
     con = empty_events()
     try:
-        return [p for detection in catalogue.values() for p in query_problems(detection, con)]
+        chosen = catalogue.values() if detections is None else detections
+        return [p for detection in chosen for p in query_problems(detection, con)]
     finally:
         con.close()
+
+
+def check_user_detections(catalogue: Catalogue) -> None:
+    """Lint the detections users brought, as the bundled ones are in CI; raise one :class:`CatalogueError`."""
+    problems = lint_catalogue(catalogue, [d for d in catalogue.values() if d.origin == "user"])
+    if problems:
+        raise CatalogueError(problems)

@@ -1,0 +1,45 @@
+"""The ``--queries`` and ``--sigma`` options of `detect` and `nightly`: detections users bring.
+
+Kept apart from the commands so both can import them (and start-up stays light: nothing heavy is
+imported until a command runs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from analyzer.alerts.sanitize import visible
+from analyzer.cli.app import stderr
+
+if TYPE_CHECKING:
+    from analyzer.detect.extra import RunCatalogue
+
+QueriesOption = Annotated[
+    list[Path] | None,
+    typer.Option("--queries", metavar="DIR", file_okay=False,
+                 help="Also run the detections in this folder (<id>.sql + <id>.toml pairs, as `analyzer detections "
+                 "new` makes them; repeatable). Same checks as the bundled ones; an id they share is an error."),
+]
+SigmaOption = Annotated[
+    list[Path] | None,
+    typer.Option("--sigma", metavar="DIR",
+                 help="Also run the Sigma rules (logsource aws/cloudtrail) in this folder or file (repeatable); "
+                 "their alerts are sigma:<rule id>. Needs the analyzer[sigma] extra."),
+]
+
+
+def run_catalogue(queries: list[Path] | None, sigma: list[Path] | None, *, quiet: bool = False) -> RunCatalogue:
+    """The bundled catalogue plus what ``--queries``/``--sigma`` bring; skipped Sigma rules said on stderr."""
+    from analyzer.detect.extra import load_run_catalogue
+
+    loaded = load_run_catalogue(queries or [], sigma or [])
+    if not quiet:
+        for path, reason in loaded.sigma_skipped:
+            stderr.print(visible(f"sigma: skipped {path}: {reason}"), markup=False)
+        if sigma:
+            stderr.print(f"sigma: {loaded.sigma_detections} rule(s) converted, {len(loaded.sigma_skipped)} skipped",
+                         markup=False)
+    return loaded
