@@ -11,8 +11,10 @@ import pytest
 
 from analyzer.alerts import ALERT_COLUMNS, alert_dicts, alerts_frame, build_report, render, signin_series
 from analyzer.alerts.chart import nice_ceiling, signin_chart
+from analyzer.alerts.csv_format import COLUMNS
 from analyzer.alerts.records import alert_json_lines
-from analyzer.alerts.sanitize import markdown, terminal
+from analyzer.alerts.sanitize import FORMULA_START, markdown, terminal
+from analyzer.alerts.shape import by_urgency
 from analyzer.alerts.summary import SIGNIN_SCHEMA
 
 SCRIPT = "<script>alert(1)</script>"
@@ -34,7 +36,7 @@ def report(*alerts: dict[str, Any], suppressed: int = 0) -> Any:
     return build_report(list(alerts), suppressed=suppressed)
 
 
-@pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "markdown", "html"])
+@pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "markdown", "html", "csv", "ocsf"])
 def test_every_format_renders_an_alert(fmt: str) -> None:
     assert "203.0.113.9" in render(report(alert()), fmt)
 
@@ -45,9 +47,48 @@ def test_every_format_states_suppressed_count(fmt: str) -> None:
     assert "7 suppressed" in text or '"suppressed": 7' in text or "<b>7</b>suppressed" in text
 
 
-def test_jsonl_lines_carry_exactly_the_alert_shape() -> None:
+def test_jsonl_lines_carry_the_fingerprint_then_exactly_the_alert_shape() -> None:
     lines = render(report(alert(), alert(severity="critical")), "jsonl").splitlines()
-    assert [list(json.loads(line)) for line in lines] == [list(ALERT_COLUMNS)] * 2
+    assert [list(json.loads(line)) for line in lines] == [["fingerprint", *ALERT_COLUMNS]] * 2
+
+
+def test_jsonl_and_json_fingerprints_are_the_ones_the_alert_state_gives(tmp_path: Any) -> None:
+    from analyzer.alerts.state import AlertState
+
+    alerts = [alert(), alert(principal="bob", event_ids=["e-9"]), alert(severity="critical", event_ids=[])]
+    built = report(*alerts)
+    lines = [json.loads(line) for line in render(built, "jsonl").splitlines()]
+    document = json.loads(render(built, "json"))["alerts"]
+    with AlertState(tmp_path / "data") as state:  # the nightly job's names, which SNS messages carry
+        tracked = {(t.alert["severity"], t.alert["principal"]): t.fingerprint for t in state.record(built.alerts)}
+    assert [a["fingerprint"] for a in lines] == [a["fingerprint"] for a in document]
+    assert {(a["severity"], a["principal"]): a["fingerprint"] for a in lines} == tracked
+    assert len(set(tracked.values())) == 3
+    assert [{k: v for k, v in a.items() if k != "fingerprint"} for a in lines] == alert_dicts(by_urgency(built.alerts))
+
+
+def test_csv_has_one_row_per_alert_and_defuses_formulas() -> None:
+    import csv
+    import io
+
+    hostile = alert(user_agent="=HYPERLINK(\"http://x\")", user_name="+cmd|' /C calc'!A0", principal="@SUM(1)",
+                    details='{"a": "x,y\\n"}')
+    text = render(report(alert(), hostile), "csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 2 and list(rows[0]) == list(COLUMNS)
+    bad = next(r for r in rows if r["user_agent"].startswith("'"))
+    assert (bad["user_agent"], bad["user_name"], bad["principal"]) == (
+        "'=HYPERLINK(\"http://x\")", "'+cmd|' /C calc'!A0", "'@SUM(1)")
+    assert all(not cell.startswith(FORMULA_START) for row in rows for cell in row.values())
+    assert rows[0]["event_ids"] == "e-1 e-2" and json.loads(rows[0]["details"]) == {"mfa_used": "No"}
+    assert rows[0]["first_seen"] == "2026-11-20T10:00:00Z" and len(rows[0]["fingerprint"]) == 32
+
+
+def test_csv_keeps_control_characters_in_a_file_and_escapes_them_for_a_terminal() -> None:
+    built = report(alert(user_name=ANSI))
+    assert ANSI in render(built, "csv")
+    shown = render(built, "csv", terminal=True)
+    assert "\x1b" not in shown and "\\x1b[31mevil" in shown
 
 
 def test_jsonl_types_timestamps_lists_and_objects() -> None:

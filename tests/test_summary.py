@@ -79,9 +79,23 @@ def test_hidden_principal_is_unknown() -> None:
     assert summarize(pl.DataFrame([alert(principal=None)])).top_principals["principal"].to_list() == ["(unknown)"]
 
 
-def test_top_source_ips_sum_events() -> None:
-    s = summarize(pl.DataFrame([alert(count=3), alert(count=4)]))
-    assert s.top_source_ips.select("source_ip", "alerts", "events").rows() == [("203.0.113.9", 2, 7)]
+def test_events_are_distinct_not_summed_over_alerts() -> None:
+    # one failed sign-in raises a failures alert and a brute-force alert: it is one event
+    rows = [alert(count=2, event_ids=["e-1", "e-2"]),
+            alert(detection_id="console-brute-force", count=3, event_ids=["e-2", "e-3", "e-1"]),
+            alert(principal="bob", count=4, event_ids=[])]  # lists no ids: its count is all there is
+    s = summarize(pl.DataFrame(rows))
+    assert s.events == 3 + 4 and s.as_dict()["events"] == 7
+    assert s.top_source_ips.select("source_ip", "alerts", "events").rows() == [("203.0.113.9", 3, 7)]
+    assert s.top_principals.select("principal", "alerts", "events").rows() == [(ALICE, 2, 3), ("bob", 1, 4)]
+    assert sorted(s.by_detection.select("detection_id", "events").rows()) == [
+        ("console-brute-force", 3), ("console-login-without-mfa", 6)]
+
+
+def test_hidden_principals_share_one_distinct_count() -> None:
+    rows = [alert(principal=None, user_name=None, event_ids=["e-1"], count=1),
+            alert(principal=None, user_name=None, event_ids=["e-1", "e-9"], count=2)]
+    assert summarize(pl.DataFrame(rows)).top_principals.select("principal", "events").rows() == [("(unknown)", 2)]
 
 
 def test_first_and_last_seen_span_all_alerts() -> None:
@@ -160,3 +174,27 @@ def test_series_fills_empty_days_and_marks_failure_spikes() -> None:
 
 def test_series_by_hour() -> None:
     assert signin_series(signins(), every="1h").height == 48
+
+
+def identity_center(i: int, step: str, outcome: str, factor: str, user: str = "nikhil") -> dict[str, Any]:
+    return record(i, eventSource="signin.amazonaws.com", eventName=step, eventType="AwsServiceEvent",
+                  userIdentity={"type": "IdentityCenterUser", "accountId": "111122223333",
+                                "onBehalfOf": {"userId": user, "identityStoreArn": "arn:aws:identitystore::1:x"}},
+                  serviceEventDetails={step: outcome},
+                  additionalEventData={"CredentialType": factor, "AuthWorkflowID": f"flow-{user}"})
+
+
+def test_identity_center_sign_ins_are_counted_with_console_ones() -> None:
+    con = events(
+        login(1),  # a console sign-in without MFA
+        identity_center(2, "CredentialVerification", "Success", "PASSWORD"),
+        identity_center(3, "CredentialVerification", "Failure", "TOTP"),  # a failed MFA code
+        identity_center(4, "CredentialVerification", "Success", "PASSWORD", user="ida"),
+        identity_center(5, "UserAuthentication", "Success", "PASSWORD,TOTP", user="ida"),
+    )
+    found = console_signins(con)
+    assert sorted(found.select("principal", "outcome", "mfa").rows(), key=str) == sorted(
+        [(ALICE, "success", "without_mfa"), ("nikhil", "failure", "with_mfa"), ("ida", "success", "with_mfa")], key=str)
+    series = signin_series(found)
+    assert series.select("with_mfa", "without_mfa", "failures").rows() == [(1, 1, 1)]
+    assert mfa_coverage(found).select("principal", "with_mfa", "without_mfa").rows() == [(ALICE, 0, 1), ("ida", 1, 0)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import duckdb
@@ -27,10 +27,13 @@ def change_mark(change: object) -> str:
     """An alert's mark in a report: its change since the last report, or nothing when seen before."""
     return change if isinstance(change, str) and change in ANNOUNCED_CHANGES else ""
 
-#: One row per console sign-in in the window (ConsoleLogin success or failure), classified from
-#: the ``signins`` view (:mod:`analyzer.store.views`), so the summary and ad-hoc SQL agree.
-#: ``mfa`` is with_mfa / without_mfa / unknown (no MFAUsed recorded) / federated (SAML, IAM
-#: Identity Center or web identity: MFA happens at the identity provider, so CloudTrail says "No").
+#: One row per sign-in in the window, classified from the ``signins`` view
+#: (:mod:`analyzer.store.views`), so the summary and ad-hoc SQL agree: every ``ConsoleLogin``, every
+#: IAM Identity Center ``UserAuthentication`` (the step that completes a sign-in), and every failed
+#: Identity Center step (a wrong password or a failed MFA code is a failed sign-in attempt, even
+#: though no ``UserAuthentication`` follows it). ``mfa`` is with_mfa / without_mfa / unknown (not
+#: recorded) / federated (SAML, Identity Center roles, web identity or an external IdP: MFA happens at
+#: the identity provider, so CloudTrail says "No").
 SIGNINS_SQL = """
 select
     eventTime as event_time,
@@ -43,7 +46,7 @@ select
         else 'without_mfa'
     end as mfa
 from signins
-where event_name = 'ConsoleLogin'
+where (event_name in ('ConsoleLogin', 'UserAuthentication') or lower(outcome) = 'failure')
   and ($since_date is null or event_date >= $since_date)
   and ($until_date is null or event_date <= $until_date)
   and ($since is null or eventTime >= $since)
@@ -67,7 +70,7 @@ def _schema(columns: dict[str, pl.DataType]) -> pl.Schema:
 def console_signins(
     con: duckdb.DuckDBPyConnection, *, since: datetime | None = None, until: datetime | None = None
 ) -> pl.DataFrame:
-    """Every ConsoleLogin in ``[since, until)`` with its outcome and MFA bucket (see ``SIGNINS_SQL``)."""
+    """Every sign-in in ``[since, until)`` with its outcome and MFA bucket (see ``SIGNINS_SQL``)."""
     params = {
         "since": since,
         "until": until,
@@ -82,8 +85,21 @@ def console_signins(
     return frame.with_columns(pl.col("event_time").dt.replace_time_zone("UTC")).cast(_schema(SIGNIN_SCHEMA))
 
 
+def data_extent(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
+    """The first and last event time of the dataset (the ``data_extent`` view): what "start of data"
+    and "end of data" are, so a report with an open window can say so in dates."""
+    try:
+        row = con.execute("select first_event, last_event from data_extent").fetchone()
+    except duckdb.Error as exc:
+        raise AnalyzerError(f"reading the dataset's first and last event failed: {exc}") from exc
+    first, last = row if row else (None, None)
+    return (first.astimezone(UTC) if isinstance(first, datetime) else None,
+            last.astimezone(UTC) if isinstance(last, datetime) else None)
+
+
 def mfa_coverage(signins: pl.DataFrame) -> pl.DataFrame:
-    """Successful console sign-ins per principal: with MFA, without, federated, unknown, total.
+    """Successful sign-ins (console and Identity Center) per principal: with MFA, without, federated,
+    unknown, total.
 
     Principals with any sign-in without MFA come first (that is what needs acting on).
     """
@@ -149,20 +165,46 @@ def _one_name_per_user(alerts: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _top(alerts: pl.DataFrame, key: str, limit: int) -> pl.DataFrame:
-    ranked = alerts.with_columns(
-        rank().alias("_rank")
+def distinct_events(alerts: pl.DataFrame, keys: Sequence[str] = ()) -> pl.DataFrame:
+    """Distinct events covered per ``keys`` (one row without keys), as column ``events``.
+
+    Alerts overlap: one failed sign-in is in a console-login-failures alert *and* a brute-force
+    alert, so summing ``count`` over alerts counts it twice. Events are counted once by their
+    ``event_ids``; an alert that lists no event id adds its ``count`` (nothing to match it by).
+    ``keys`` must hold no NULL (fill them first): a NULL key matches nothing in a join.
+    """
+    key_exprs = [pl.col(k) for k in keys]
+    listed = pl.col("event_ids").list.len().fill_null(0) > 0
+    ids = (
+        alerts.filter(listed).select(*key_exprs, pl.col("event_ids")).explode("event_ids")
+        .drop_nulls("event_ids")
     )
+    unlisted = alerts.filter(~listed)
+    if keys:
+        named = ids.group_by(list(keys)).agg(pl.col("event_ids").n_unique().cast(pl.Int64).alias("_ids"))
+        rest = unlisted.group_by(list(keys)).agg(pl.col("count").sum().cast(pl.Int64).alias("_rest"))
+        every = alerts.select(list(keys)).unique()
+        return (
+            every.join(named, on=list(keys), how="left")
+            .join(rest, on=list(keys), how="left")
+            .select(*key_exprs, (pl.col("_ids").fill_null(0) + pl.col("_rest").fill_null(0)).alias("events"))
+        )
+    total = ids["event_ids"].n_unique() + int(unlisted["count"].sum() or 0)
+    return pl.DataFrame({"events": [total]}, schema={"events": pl.Int64()})
+
+
+def _top(alerts: pl.DataFrame, key: str, limit: int) -> pl.DataFrame:
+    ranked = alerts.with_columns(pl.col(key).fill_null(UNKNOWN), rank().alias("_rank"))
     return (
-        ranked.group_by(pl.col(key).fill_null(UNKNOWN))
+        ranked.group_by(key)
         .agg(
             pl.len().cast(pl.Int64).alias("alerts"),
-            pl.col("count").sum().cast(pl.Int64).alias("events"),
             pl.col("_rank").max().alias("_rank"),
             pl.col("detection_id").unique().sort().alias("detections"),
             pl.col("first_seen").min(),
             pl.col("last_seen").max(),
         )
+        .join(distinct_events(ranked, [key]), on=key, how="left")
         .sort(["_rank", "alerts", "events", key], descending=[True, True, True, False])
         .head(limit)
         .with_columns(pl.col("_rank").replace_strict(dict(enumerate(SEVERITIES)), default=None, return_dtype=pl.String)
@@ -186,6 +228,8 @@ class Summary:
     top_source_ips: pl.DataFrame
     mfa_coverage: pl.DataFrame | None = None
     signins: pl.DataFrame | None = None
+    #: "all" principals that signed in, or only those the alerts name ("alerted": ``detect --only``)
+    coverage_scope: Literal["all", "alerted"] = "all"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for the JSON report."""
@@ -214,10 +258,13 @@ def summarize(
     signins: pl.DataFrame | None = None,
     every: Literal["1d", "1h"] = "1d",
     top: int = 10,
+    coverage_scope: Literal["all", "alerted"] = "all",
 ) -> Summary:
-    """Summarise alerts (and, given the run's console sign-ins, MFA coverage and a time series).
+    """Summarise alerts (and, given the run's sign-ins, MFA coverage and a time series).
 
-    Order is by urgency: most severe detections, principals and addresses first.
+    Order is by urgency: most severe detections, principals and addresses first. Event counts are
+    distinct events (:func:`distinct_events`). ``coverage_scope="alerted"`` keeps in the MFA
+    coverage only the principals the alerts name (a run of a few detections is about them).
     """
     frame = alerts_frame(alerts)
     by_detection = (
@@ -225,10 +272,11 @@ def summarize(
         .agg(
             pl.col("title").first(),
             pl.len().cast(pl.Int64).alias("alerts"),
-            pl.col("count").sum().cast(pl.Int64).alias("events"),
             pl.col("first_seen").min(),
             pl.col("last_seen").max(),
         )
+        .join(distinct_events(frame, ["detection_id", "severity"]), on=["detection_id", "severity"], how="left")
+        .select("detection_id", "severity", "title", "alerts", "events", "first_seen", "last_seen")
         .with_columns(rank().alias("_rank"))
         .sort(["_rank", "alerts", "detection_id"], descending=[True, True, False])
         .drop("_rank")
@@ -240,7 +288,7 @@ def summarize(
     )
     return Summary(
         alerts=frame.height,
-        events=int(frame["count"].sum() or 0),
+        events=int(distinct_events(frame)["events"][0]) if frame.height else 0,
         suppressed=suppressed,
         first_seen=frame["first_seen"].min() if frame.height else None,  # type: ignore[arg-type]
         last_seen=frame["last_seen"].max() if frame.height else None,  # type: ignore[arg-type]
@@ -248,9 +296,18 @@ def summarize(
         by_severity=by_severity,
         top_principals=_top(_one_name_per_user(frame), "principal", top),
         top_source_ips=_top(frame, "source_ip", top),
-        mfa_coverage=mfa_coverage(signins) if signins is not None else None,
+        mfa_coverage=_coverage(signins, frame, coverage_scope) if signins is not None else None,
         signins=signin_series(signins, every=every) if signins is not None else None,
+        coverage_scope=coverage_scope,
     )
+
+
+def _coverage(signins: pl.DataFrame, alerts: pl.DataFrame, scope: Literal["all", "alerted"]) -> pl.DataFrame:
+    coverage = mfa_coverage(signins)
+    if scope == "all":
+        return coverage
+    named = pl.concat([alerts["principal"], alerts["user_name"]]).drop_nulls().unique()
+    return coverage.filter(pl.col("principal").is_in(named.implode()))
 
 
 @dataclass(frozen=True)
@@ -264,6 +321,8 @@ class Report:
     generated_at: datetime | None = None
     detections: dict[str, int] = field(default_factory=dict)  # detection id → alerts (0 included)
     params: dict[str, Any] = field(default_factory=dict)  # effective parameters, for the record
+    data_start: datetime | None = None  # the dataset's first event: what an open "since" means
+    data_end: datetime | None = None  # ... and its last one: what an open "until" means
 
     @property
     def changes(self) -> dict[str, int] | None:
@@ -285,11 +344,16 @@ def build_report(
     detections: dict[str, int] | None = None,
     params: dict[str, Any] | None = None,
     changes: Sequence[str] | None = None,
+    coverage_scope: Literal["all", "alerted"] = "all",
+    data_start: datetime | None = None,
+    data_end: datetime | None = None,
 ) -> Report:
     """A :class:`Report`; the chart buckets by hour when the sign-ins span two days or less.
 
     ``changes`` (one per alert, in order: new / escalated / grew / seen, as the nightly job's alert
     state says) makes the Markdown and HTML reports mark what is new since the last report.
+    ``data_start``/``data_end`` (the first and last event of the dataset) let a report with an open
+    window say which dates "start of data" and "end of data" are.
     """
     frame = alerts_frame(alerts)
     if changes is not None:
@@ -302,9 +366,11 @@ def build_report(
             every = "1h"
     return Report(
         alerts=frame,
-        summary=summarize(frame, suppressed=suppressed, signins=signins, every=every),
+        summary=summarize(frame, suppressed=suppressed, signins=signins, every=every, coverage_scope=coverage_scope),
         since=since,
         until=until,
+        data_start=data_start,
+        data_end=data_end,
         generated_at=generated_at,
         detections=dict(detections or {}),
         params=dict(params or {}),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from analyzer.alerts import Format, render
+from analyzer.alerts import Format
 from analyzer.cli.app import DataOption, QuietOption, app, command, stderr, stdout
 from analyzer.cli.extra import QueriesOption, SigmaOption, run_catalogue
 from analyzer.config import load_config
@@ -26,6 +26,7 @@ from analyzer.files import write_text_atomic
 
 if TYPE_CHECKING:
     from analyzer.alerts import Report
+    from analyzer.alerts.outputs import Output
     from analyzer.detect import Catalogue
 
 # The detection engine, Polars and DuckDB are imported by the commands that use them: start-up time.
@@ -70,7 +71,8 @@ def _cli_window(since: str | None, until: str | None) -> tuple[datetime | None, 
     except AnalyzerError as exc:
         raise _usage("--until", exc) from None
     if start and end and start >= end:
-        raise typer.BadParameter(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
+        raise typer.BadParameter(f"--since ({start.isoformat(timespec='seconds')}) must be before --until "
+                                 f"({end.isoformat(timespec='seconds')})")
     return start, end
 
 
@@ -120,13 +122,23 @@ def detect_command(
     ] = None,
     config: ConfigOption = None,
     fmt: Annotated[
-        Format, typer.Option("--format", "-f", help="Report format: table (terminal), json, jsonl (one alert per "
-                             "line, for SIEMs), markdown, html (one self-contained file).")
-    ] = Format.table,
+        list[Format] | None,
+        typer.Option("--format", "-f", help="Report format: table (terminal), json, jsonl (one alert per line "
+                     "with its fingerprint, for SIEMs), markdown, html (one self-contained page), csv (for "
+                     "spreadsheets), ocsf (OCSF Detection Findings, JSON Lines). Repeatable with --output-dir. "
+                     "Default: from --output's suffix, else table."),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", dir_okay=False, help="Write the report to this file (atomically) instead "
-                     "of standard output."),
+                     "of standard output; its suffix (.html .json .jsonl .md .csv .ocsf.json .txt) chooses the "
+                     "format, and must agree with --format."),
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", file_okay=False, help="Write one file per --format into this folder "
+                     "(made if missing): report.html, report.json, report.md, report.txt, alerts.jsonl, "
+                     "alerts.csv, alerts.ocsf.jsonl. Default formats: html, json, jsonl, csv, ocsf."),
     ] = None,
     fail_on: Annotated[
         Severity | None,
@@ -145,17 +157,23 @@ def detect_command(
     """Run the detection catalogue over the dataset and report the alerts.
 
     Allowlists ([allowlist] in the config) suppress alerts; the summary says how many. Console
-    sign-in MFA coverage (with/without MFA, federated) is part of every report but jsonl.
+    sign-in MFA coverage (with/without MFA, federated; with --only, of the alerts' principals) is
+    part of the table, json, markdown and html reports. At a terminal, a table longer than the
+    screen opens in $PAGER (default: less -FRX; PAGER=cat turns it off).
 
     Example: analyzer detect --data ./ctdata --since 7d --format html --output report.html
     """
     from analyzer.alerts import at_or_above, build_report, console_signins
+    from analyzer.alerts.outputs import needs_signins
+    from analyzer.alerts.outputs import write as write_outputs
+    from analyzer.alerts.summary import data_extent
     from analyzer.detect import Allowlist, merge_overrides, params_from_config, run_detections
     from analyzer.store import connect
 
     settings = load_config(config)
     severity = _fail_on(fail_on.value if fail_on else None, settings)
     start, end = _cli_window(since, until)
+    outputs = _cli_outputs(fmt, output, output_dir)
     catalogue = run_catalogue(queries, sigma, quiet=quiet).catalogue
     overrides = _cli_overrides(catalogue, only, param)
     con = connect(data)  # connect() already keeps DuckDB's progress bar off stdout
@@ -165,37 +183,49 @@ def detect_command(
             params=merge_overrides(params_from_config(settings), overrides),
             allowlist=Allowlist.from_config(settings), catalogue=catalogue, timeout=timeout,
         )
-        to_terminal = fmt is Format.table and output is None
+        to_terminal = [(o.format, o.path) for o in outputs] == [(Format.table, None)]
         alerts_only = quiet and to_terminal
-        wants_signins = fmt is not Format.jsonl and not alerts_only
+        wants_signins = needs_signins(outputs) and not alerts_only
         signins = console_signins(con, since=run.since, until=run.until) if wants_signins else None
+        open_ended = not alerts_only and (run.since is None or run.until is None)
+        first_event, last_event = data_extent(con) if open_ended else (None, None)
     finally:
         con.close()
     report = build_report(
         run.alerts, suppressed=run.suppressed, signins=signins, since=run.since, until=run.until,
         generated_at=datetime.now(UTC), detections=run.counts, params=run.params,
+        coverage_scope="alerted" if only else "all", data_start=first_event, data_end=last_event,
     )
-    color = to_terminal and stdout.is_terminal and not os.environ.get("NO_COLOR")
-    width = stdout.width if to_terminal and stdout.is_terminal else 140
-    text = render(report, fmt, width=width, color=color, alerts_only=alerts_only)
-    if output is not None:
-        write_atomic(output, text)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    interactive = stdout.is_terminal
+    write_outputs(report, outputs, width=stdout.width if interactive else 140, alerts_only=alerts_only,
+                  color=interactive and not os.environ.get("NO_COLOR"), interactive=interactive,
+                  screen_height=stdout.height)
     failing = at_or_above(run.alerts, severity).height
     if not quiet and not to_terminal:  # the table has its own summary; other formats get one line on stderr
-        stderr.print(_summary_line(report, failing, severity, output), markup=False, highlight=False, soft_wrap=True)
+        stderr.print(_summary_line(report, failing, severity, [o.path for o in outputs if o.path]), markup=False,
+                     highlight=False, soft_wrap=True)
     raise typer.Exit(ExitCode.FINDINGS if failing else ExitCode.OK)
 
 
-def _summary_line(report: Report, failing: int, severity: str, output: Path | None) -> str:
+def _cli_outputs(fmt: list[Format] | None, output: Path | None, output_dir: Path | None) -> list[Output]:
+    """The files (or standard output) to write, checked before any work: mistakes are usage errors."""
+    from analyzer.alerts.outputs import OutputError, plan
+
+    try:
+        return plan(fmt, output, output_dir)
+    except OutputError as exc:  # one line, exit 2: this is a usage error, found before any work
+        stderr.print(f"error: {exc.option}: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.USAGE) from None
+
+
+def _summary_line(report: Report, failing: int, severity: str, paths: list[Path]) -> str:
     summary = report.summary
     levels = ", ".join(f"{r['alerts']} {r['severity']}" for r in summary.by_severity.to_dicts() if r["alerts"])
+    written = ", ".join(str(p) for p in paths)
     return (
         f"{summary.alerts} alert(s){f' ({levels})' if levels else ''} from {len(report.detections)} detection(s); "
         f"{summary.suppressed} suppressed by allowlists; {failing} at or above {severity}"
-        + (f"; report written to {output}" if output is not None else "")
+        + (f"; report{'s' if len(paths) > 1 else ''} written to {written}" if paths else "")
     )
 
 

@@ -420,6 +420,23 @@ def _query_text(query: str | None, file: Path | None) -> str | None:
     return query
 
 
+def _output_format(output: Path, fmt: OutputFormat | None) -> OutputFormat:
+    """The format for ``--output``: ``--format``, else its suffix's; a suffix that names no format (when
+    one must be chosen) or another one than ``--format`` is a usage error: one line, exit 2."""
+    suffix = output.suffix.lower()
+    implied = OutputFormat.table if suffix == ".txt" else SUFFIX_FORMATS.get(suffix)
+    if fmt is None and implied is None:
+        known = ", ".join([*SUFFIX_FORMATS, ".txt"])
+        what = f"suffix {suffix!r}" if suffix else "no suffix"
+        message = f"{output}: {what} names no output format (known: {known}); give --format"
+    elif fmt is not None and implied not in (None, fmt) and suffix != ".txt":
+        message = f"{output}: the suffix {suffix!r} means --format {implied}, not {fmt}: change one of them"
+    else:
+        return fmt or implied or OutputFormat.table
+    stderr.print(f"error: --output: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
 def _check_output(output: Path, data: Path) -> None:
     """The dataset is read-only for this command too: no result file lands inside it."""
     if output.resolve().is_relative_to(data.resolve()):
@@ -468,7 +485,7 @@ def sql_command(
     text = _query_text(query, file)
     if output is not None:
         _check_output(output, data)
-    fmt = fmt or (SUFFIX_FORMATS.get(output.suffix.lower(), OutputFormat.table) if output else OutputFormat.table)
+    fmt = _output_format(output, fmt) if output else fmt or OutputFormat.table
     con = open_readonly(data)
     try:
         if text is None:
