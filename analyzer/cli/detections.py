@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from analyzer.alerts.sanitize import visible
-from analyzer.cli.app import stdout
+from analyzer.cli.app import ConfigOption, VerboseOption, load_config, stdout
 from analyzer.cli.detect import _errors_to_exit, detections_app
 from analyzer.errors import AnalyzerError, ExitCode
 
@@ -31,13 +31,18 @@ if TYPE_CHECKING:
 def detections_test_command(
     directory: Annotated[
         Path | None,
-        typer.Argument(metavar="[DIR]", file_okay=False,
-                       help="A folder of detections (<id>.sql + <id>.toml). Default: the bundled catalogue."),
+        typer.Argument(
+            metavar="[DIR]",
+            file_okay=False,
+            help="A folder of detections (<id>.sql + <id>.toml). Default: the bundled catalogue.",
+        ),
     ] = None,
     only: Annotated[
         list[str] | None, typer.Option("--only", metavar="ID", help="Test only this detection (repeatable).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print failures and the summary only.")] = False,
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run every case of every detection (the [[cases]] in its .toml) and say which pass.
 
@@ -51,6 +56,7 @@ def detections_test_command(
     from analyzer.detect import CatalogueError, load_catalogue
     from analyzer.detect.lint import lint_catalogue
 
+    load_config(config, verbose)
     try:
         # a user's folder loads beside the bundled catalogue, so an id they share is reported too
         catalogue = load_catalogue(extra=[directory] if directory is not None else [])
@@ -63,15 +69,17 @@ def detections_test_command(
         known = {d.id for d in chosen}
         unknown = [i for i in only if i not in known]
         if unknown:
-            raise typer.BadParameter(f"unknown detection id(s): {', '.join(unknown)} (known: {', '.join(known)})",
-                                     param_hint="'--only'")
+            raise typer.BadParameter(
+                f"unknown detection id(s): {', '.join(unknown)} (known: {', '.join(known)})", param_hint="'--only'"
+            )
         chosen = [d for d in chosen if d.id in only]
     lint = lint_catalogue(catalogue, chosen)
     passed, failed = _run_cases(catalogue, chosen, quiet=quiet)
     _print_problems(lint)
     total = passed + failed
-    summary = (f"{len(chosen)} detection(s), {total} case(s): {passed} passed, {failed} failed"
-               + (f"; {len(lint)} SQL problem(s)" if lint else ""))
+    summary = f"{len(chosen)} detection(s), {total} case(s): {passed} passed, {failed} failed" + (
+        f"; {len(lint)} SQL problem(s)" if lint else ""
+    )
     stdout.print(summary, markup=False, highlight=False)
     raise typer.Exit(ExitCode.ERROR if failed or lint else ExitCode.OK)
 
@@ -97,8 +105,11 @@ def _run_cases(catalogue: Catalogue, chosen: list[Detection], *, quiet: bool) ->
                     stdout.print(f"PASS {label}", markup=False, highlight=False)
                 continue
             failed += 1
-            lines = [f"FAIL {label}", *(f"  {visible(p)}" for p in problems),
-                     *(f"  {visible(line)}" for line in case_diff(case, alerts))]
+            lines = [
+                f"FAIL {label}",
+                *(f"  {visible(p)}" for p in problems),
+                *(f"  {visible(line)}" for line in case_diff(case, alerts)),
+            ]
             stdout.print("\n".join(lines), markup=False, highlight=False)
     return passed, failed
 
@@ -116,12 +127,23 @@ TEMPLATE_ID = "template-example"
 @detections_app.command("new")
 @_errors_to_exit
 def detections_new_command(
-    detection_id: Annotated[str, typer.Argument(metavar="ID", help="The new detection's id: lowercase words "
-                                                "joined by '-' (it names the files).")],
+    detection_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="The new detection's id: lowercase words joined by '-' (it names the files)."
+        ),
+    ],
     directory: Annotated[
-        Path, typer.Option("--dir", metavar="DIR", file_okay=False,
-                           help="Where to write ID.sql and ID.toml (made if missing). Default: the current folder.")
+        Path,
+        typer.Option(
+            "--dir",
+            metavar="DIR",
+            file_okay=False,
+            help="Where to write ID.sql and ID.toml (made if missing). Default: the current folder.",
+        ),
     ] = Path(),
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Write ID.sql and ID.toml from the catalogue's template: a working detection with its cases.
 
@@ -135,13 +157,16 @@ def detections_new_command(
     from analyzer.detect.catalogue import ID_PATTERN
     from analyzer.files import write_text_atomic
 
+    load_config(config, verbose)
     if not ID_PATTERN.match(detection_id):
-        raise typer.BadParameter(f"{detection_id!r}: use lowercase words joined by '-' (e.g. bucket-made-public)",
-                                 param_hint="'ID'")
+        raise typer.BadParameter(
+            f"{detection_id!r}: use lowercase words joined by '-' (e.g. bucket-made-public)", param_hint="'ID'"
+        )
     bundled = load_catalogue()
     if detection_id in bundled:
-        raise AnalyzerError(f"{detection_id!r} is a bundled detection ({bundled[detection_id].meta_path}): "
-                            "choose another id")
+        raise AnalyzerError(
+            f"{detection_id!r} is a bundled detection ({bundled[detection_id].meta_path}): choose another id"
+        )
     targets = {suffix: directory / f"{detection_id}{suffix}" for suffix in (".sql", ".toml")}
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing:

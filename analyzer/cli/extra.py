@@ -19,15 +19,22 @@ if TYPE_CHECKING:
 
 QueriesOption = Annotated[
     list[Path] | None,
-    typer.Option("--queries", metavar="DIR", file_okay=False,
-                 help="Also run the detections in this folder (<id>.sql + <id>.toml pairs, as `analyzer detections "
-                 "new` makes them; repeatable). Same checks as the bundled ones; an id they share is an error."),
+    typer.Option(
+        "--queries",
+        metavar="DIR",
+        file_okay=False,
+        help="Also run the detections in this folder (<id>.sql + <id>.toml pairs, as `analyzer detections "
+        "new` makes them; repeatable). Same checks as the bundled ones; an id they share is an error.",
+    ),
 ]
 SigmaOption = Annotated[
     list[Path] | None,
-    typer.Option("--sigma", metavar="DIR",
-                 help="Also run the Sigma rules (logsource aws/cloudtrail) in this folder or file (repeatable); "
-                 "their alerts are sigma:<rule id>. Needs the analyzer[sigma] extra."),
+    typer.Option(
+        "--sigma",
+        metavar="DIR",
+        help="Also run the Sigma rules (logsource aws/cloudtrail) in this folder or file (repeatable); "
+        "their alerts are sigma:<rule id>. Needs the analyzer[sigma] extra.",
+    ),
 ]
 
 
@@ -40,6 +47,7 @@ def run_catalogue(queries: list[Path] | None, sigma: list[Path] | None, *, quiet
         for path, reason in loaded.sigma_skipped:
             stderr.print(visible(f"sigma: skipped {path}: {reason}"), markup=False)
         if sigma:
-            stderr.print(f"sigma: {loaded.sigma_detections} rule(s) converted, {len(loaded.sigma_skipped)} skipped",
-                         markup=False)
+            stderr.print(
+                f"sigma: {loaded.sigma_detections} rule(s) converted, {len(loaded.sigma_skipped)} skipped", markup=False
+            )
     return loaded

@@ -71,7 +71,9 @@ class CloudTrailDuckDBBackend(TextQueryBackend):
     requires_pipeline: ClassVar[bool] = False
 
     precedence: ClassVar[tuple[type[ConditionItem], type[ConditionItem], type[ConditionItem]]] = (
-        ConditionNOT, ConditionAND, ConditionOR,
+        ConditionNOT,
+        ConditionAND,
+        ConditionOR,
     )
     group_expression: ClassVar[str] = "({expr})"
     token_separator: str = " "  # noqa: S105 - a SQL token, not a password
@@ -134,8 +136,10 @@ class CloudTrailDuckDBBackend(TextQueryBackend):
         fields = {arg.field for arg in cond.args if isinstance(arg, ConditionFieldEqualsValueExpression)}
         if len(fields) != 1 or not resolve_safe(next(iter(fields))).pruned:
             return False
-        if not all(isinstance(arg, ConditionFieldEqualsValueExpression) and isinstance(arg.value, SigmaString)
-                   for arg in cond.args):
+        if not all(
+            isinstance(arg, ConditionFieldEqualsValueExpression) and isinstance(arg.value, SigmaString)
+            for arg in cond.args
+        ):
             return False
         return super().decide_convert_condition_as_in_expression(cond, state)
 
@@ -212,8 +216,10 @@ class CloudTrailDuckDBBackend(TextQueryBackend):
     ) -> str:
         cidr = cast(SigmaCIDRExpression, cond.value)
         patterns = [SigmaString(p) for p in cidr.expand(wildcard="*")]
-        terms = [self._any(self._field(cond.field), f"{{v}} ilike {self._param(state, self._pattern(p))} "
-                           f"escape '{ESCAPE}'") for p in patterns]
+        terms = [
+            self._any(self._field(cond.field), f"{{v}} ilike {self._param(state, self._pattern(p))} escape '{ESCAPE}'")
+            for p in patterns
+        ]
         return "(" + " or ".join(terms) + ")"
 
     def convert_condition_field_compare_op_val(

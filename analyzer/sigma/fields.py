@@ -74,8 +74,11 @@ def _json_at(name: str, column: str, rest: list[str]) -> Field:
         raise FieldError(f"field {name!r}: JSON paths deeper than {MAX_JSON_DEPTH} levels are not supported")
     plain = f"json_extract_string({column}, '{_json_path(rest)}')"
     # the same path with [*] after any segment that is an array: each variant reads what the others cannot
-    lists = [f"json_extract_string({column}, '{_json_path(rest, arrays)}')"
-             for arrays in itertools.product((False, True), repeat=len(rest)) if any(arrays)]
+    lists = [
+        f"json_extract_string({column}, '{_json_path(rest, arrays)}')"
+        for arrays in itertools.product((False, True), repeat=len(rest))
+        if any(arrays)
+    ]
     return Field(name, plain, "flatten([[" + plain + "], " + ", ".join(lists) + "])")
 
 
@@ -95,8 +98,9 @@ def resolve(name: str) -> Field:
     depth = 1
     while not is_json(field) and depth < len(parts):
         if not pa.types.is_struct(field.type):
-            raise FieldError(f"field {name!r}: {'.'.join(parts[:depth])} is a {field.type} value, "
-                             f"it has no field {parts[depth]!r}")
+            raise FieldError(
+                f"field {name!r}: {'.'.join(parts[:depth])} is a {field.type} value, it has no field {parts[depth]!r}"
+            )
         index = field.type.get_field_index(parts[depth])
         if index < 0:  # a sub-field the schema does not know: ingest keeps the original struct in extra
             return _json_at(name, _column(["extra"]), parts)

@@ -34,7 +34,7 @@ def schema_spelling(name: str | None) -> str:
             return ".".join(out + parts[i:])
         out.append(field.name)
         if is_json(field) or not pa.types.is_struct(field.type):
-            return ".".join(out + parts[i + 1:])
+            return ".".join(out + parts[i + 1 :])
         known = _by_lower(list(field.type))
     return ".".join(out)
 

@@ -20,8 +20,13 @@ from typing import Any
 from analyzer.detect.catalogue import TACTICS, TECHNIQUE_PATTERN, CatalogueError, Detection, Technique
 
 LEVELS = {"informational": "info", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
-STATUSES = {"stable": "stable", "test": "test", "experimental": "experimental", "deprecated": "deprecated",
-            "unsupported": "deprecated"}
+STATUSES = {
+    "stable": "stable",
+    "test": "test",
+    "experimental": "experimental",
+    "deprecated": "deprecated",
+    "unsupported": "deprecated",
+}
 PREFIX = "sigma:"
 
 QUERY = """\
@@ -105,7 +110,7 @@ def load_sigma_rules(paths: Iterable[Path]) -> SigmaLoad:
             loaded.skipped.append((path, _reason(exc)))
             continue
         if detection.id in seen:
-            rule_id = detection.id[len(PREFIX):]
+            rule_id = detection.id[len(PREFIX) :]
             problems.append(f"{path}: Sigma rule id {rule_id} is also the id of {seen[detection.id]}")
             continue
         seen[detection.id] = path
