@@ -37,19 +37,23 @@ import duckdb
 
 from analyzer.alerts import build_report, console_signins, render
 from analyzer.alerts.notify import Delivery, Notifier, NotifyContext
-from analyzer.alerts.shape import SEVERITIES, severity_rank
+from analyzer.alerts.shape import severity_rank
 from analyzer.alerts.state import DEFAULT_GROWTH, AlertState, TrackedAlert
+from analyzer.config import validate
 from analyzer.detect import Allowlist, Catalogue, DetectionRun, run_detections
 from analyzer.detect.params import Overrides
 from analyzer.errors import AnalyzerError, ExitCode
 from analyzer.files import write_text_atomic
 from analyzer.ingest import IngestStats, ingest
+from analyzer.ingest.decode import MAX_OBJECT_BYTES
+from analyzer.settings import Settings, seconds
+from analyzer.settings import parse_duration as parse_duration_text
 from analyzer.sources.local import walk
 from analyzer.sources.pull import PullResult, pull
 from analyzer.sources.s3 import DEFAULT_WORKERS, S3Source
 from analyzer.store import connect
 from analyzer.store.layout import Layout
-from analyzer.timespec import RELATIVE, UNITS, utc
+from analyzer.timespec import utc
 
 DEFAULT_LATE_MARGIN = timedelta(hours=2)
 DEFAULT_FIRST_RUN_LOOKBACK = timedelta(hours=24)
@@ -59,21 +63,19 @@ LOCK_FILE = "nightly.lock"
 REPORTS_DIR = "reports"  # under DATA/_analyzer/ when no report directory is given
 
 
-def parse_duration(text: str | int | float, *, what: str = "duration") -> timedelta:
-    """``90m``, ``2h``, ``7d``, ``2w`` or ``30s`` (a bare number is seconds); never negative."""
+def parse_duration(text: str, *, what: str = "duration") -> timedelta:
+    """``90m``, ``2h``, ``7d``, ``2w`` or ``30s`` (the unit is required); never negative."""
     try:
-        if isinstance(text, int | float) and not isinstance(text, bool) and text >= 0:
-            return timedelta(seconds=text)
-        if isinstance(text, str) and (match := RELATIVE.match(text)):
-            return timedelta(**{UNITS[match.group(2).lower()]: int(match.group(1))})
-    except OverflowError:
-        pass
-    raise AnalyzerError(f"{what} = {text!r}: use an age such as 90m, 2h, 1d")
+        value = parse_duration_text(text)
+        return timedelta(value.days, value.seconds, value.microseconds)
+    except ValueError as exc:
+        raise AnalyzerError(f"{what} = {text!r}: {exc}") from None
 
 
 @dataclass(frozen=True)
 class NightlySettings:
-    """The ``[nightly]`` table, validated (see :mod:`analyzer.config`)."""
+    """What a nightly run needs from the configuration (``[nightly]``, with ``[detect]``, ``[pull]``
+    and ``[ingest]`` as fallbacks; see :mod:`analyzer.settings`)."""
 
     late_margin: timedelta = DEFAULT_LATE_MARGIN
     first_run_lookback: timedelta = DEFAULT_FIRST_RUN_LOOKBACK
@@ -83,32 +85,35 @@ class NightlySettings:
     retention: timedelta = DEFAULT_RETENTION
     workers: int | None = None  # ingest worker processes (default: one per core)
     fetch_threads: int = DEFAULT_WORKERS  # concurrent S3 downloads
+    timeout: float | None = None  # seconds the detections may run (None: no limit)
+    max_object_bytes: int = MAX_OBJECT_BYTES  # one log object's uncompressed size
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NightlySettings:
+        """From the checked configuration (:func:`analyzer.config.load`)."""
+        table = settings.nightly
+
+        def duration(value: timedelta | None, default: timedelta) -> timedelta:
+            return timedelta(value.days, value.seconds, value.microseconds) if value is not None else default
+
+        growth = table.renotify_growth
+        return cls(
+            late_margin=duration(table.late_margin, DEFAULT_LATE_MARGIN),
+            first_run_lookback=duration(table.first_run_lookback, DEFAULT_FIRST_RUN_LOOKBACK),
+            max_lookback=duration(table.max_lookback, DEFAULT_MAX_LOOKBACK),
+            fail_on=str(table.fail_on or settings.detect.fail_on or "high"),
+            renotify_growth=float(growth) if growth is not None else DEFAULT_GROWTH,
+            retention=duration(table.retention, DEFAULT_RETENTION),
+            workers=table.workers or settings.ingest.workers,
+            fetch_threads=table.fetch_threads or settings.pull.workers or DEFAULT_WORKERS,
+            timeout=seconds(table.timeout if table.timeout is not None else settings.detect.timeout),
+            max_object_bytes=int(settings.ingest.max_object_size or MAX_OBJECT_BYTES),
+        )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> NightlySettings:
-        table = config.get("nightly", {}) or {}
-        fail_on = str(table.get("fail_on", (config.get("detect", {}) or {}).get("fail_on", "high")))
-        if fail_on not in SEVERITIES:
-            raise AnalyzerError(f"config: [nightly] fail_on = {fail_on!r}: one of {', '.join(SEVERITIES)}")
-        growth = table.get("renotify_growth", DEFAULT_GROWTH)
-        if isinstance(growth, bool) or not isinstance(growth, int | float) or (growth != 0 and growth <= 1):
-            raise AnalyzerError(f"config: [nightly] renotify_growth = {growth!r}: 0 (never) or a factor above 1")
-        workers = table.get("workers")
-        threads = table.get("fetch_threads", (config.get("pull", {}) or {}).get("workers", DEFAULT_WORKERS))
-        for key, value in (("workers", workers), ("fetch_threads", threads)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise AnalyzerError(f"config: [nightly] {key} = {value!r}: a whole number, at least 1")
-        return cls(
-            late_margin=parse_duration(table.get("late_margin", "2h"), what="[nightly] late_margin"),
-            first_run_lookback=parse_duration(table.get("first_run_lookback", "24h"),
-                                              what="[nightly] first_run_lookback"),
-            max_lookback=parse_duration(table.get("max_lookback", "7d"), what="[nightly] max_lookback"),
-            fail_on=fail_on,
-            renotify_growth=float(growth),
-            retention=parse_duration(table.get("retention", "90d"), what="[nightly] retention"),
-            workers=workers,
-            fetch_threads=int(threads),
-        )
+        """From a configuration mapping (parsed TOML), checked like a file."""
+        return cls.from_settings(validate(config))
 
 
 @dataclass
@@ -283,19 +288,21 @@ def _run(
     pulled: PullResult | None = None
     if isinstance(source, S3Source):
         pulled = pull(source, data, since=since, until=until, fetch_threads=settings.fetch_threads,
-                      workers=settings.workers, progress=progress, now=now)
+                      workers=settings.workers, progress=progress, now=now, max_object_bytes=settings.max_object_bytes)
         stats = pulled.stats
         complete = pulled.listing.complete and not stats.failed
         problems += [f"{where}: {reason}" for where, reason in pulled.listing.problems]
     else:
-        stats = ingest(walk([Path(source)]), data, workers=settings.workers, progress=progress)
+        stats = ingest(walk([Path(source)]), data, workers=settings.workers, progress=progress,
+                       max_object_bytes=settings.max_object_bytes)
         complete = not stats.failed
     problems += [f"{uri}: {reason}" for uri, reason in stats.failures]
 
     # 2. detect
     con = connect(data)
     try:
-        run = run_detections(con, since=start, until=until, params=params, allowlist=allowlist, catalogue=catalogue)
+        run = run_detections(con, since=start, until=until, params=params, allowlist=allowlist, catalogue=catalogue,
+                             timeout=settings.timeout)
         signins = console_signins(con, since=start, until=until)
     except duckdb.Error as exc:
         raise AnalyzerError(f"{data}: cannot read the dataset: {exc}") from exc

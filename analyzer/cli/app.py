@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.console import Console
 from analyzer.alerts.sanitize import visible
 from analyzer.errors import AnalyzerError, ExitCode
 from analyzer.timespec import parse_timespec
+
+if TYPE_CHECKING:
+    from analyzer.config import Config
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 error; 2 usage error; 3 findings at or above --fail-on; "
@@ -40,6 +43,18 @@ DataOption = Annotated[
     typer.Option("--data", "-d", help="Dataset directory (Hive-partitioned Parquet).", envvar="ANALYZER_DATA"),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary (for cron).")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c",
+        help="Configuration file (TOML; keys: docs/config.md). Default: $ANALYZER_CONFIG, ./analyzer.toml, "
+        "~/.config/analyzer/config.toml.",
+        dir_okay=False,
+    ),
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Say which configuration file was loaded (or that none was).")
+]
 
 
 def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
@@ -58,6 +73,23 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
         return func
 
     return decorate
+
+
+def load_config(config: Path | None, verbose: bool) -> Config:
+    """The checked configuration, loaded first by every command (a bad file stops it: exit 1);
+    ``-v`` says which file it is."""
+    from analyzer.config import load
+
+    loaded = load(config)
+    if verbose:
+        stderr.print(visible(loaded.describe()), markup=False)
+    return loaded
+
+
+def print_note(line: str | None, *, to_stderr: bool = False) -> None:
+    """The summary line saying what the configuration file changed (see ``Config.note``)."""
+    if line:
+        (stderr if to_stderr else stdout).print(visible(line), markup=False)
 
 
 def time_option(option: str, value: str | None, now: datetime) -> datetime | None:

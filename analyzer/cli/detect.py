@@ -17,9 +17,19 @@ import typer
 from rich.console import Console
 
 from analyzer.alerts import Format
-from analyzer.cli.app import DataOption, QuietOption, app, command, stderr, stdout
+from analyzer.cli.app import (
+    ConfigOption,
+    DataOption,
+    QuietOption,
+    VerboseOption,
+    app,
+    command,
+    load_config,
+    print_note,
+    stderr,
+    stdout,
+)
 from analyzer.cli.extra import QueriesOption, SigmaOption, run_catalogue
-from analyzer.config import load_config
 from analyzer.detect import SEVERITIES, parse_timespec
 from analyzer.errors import AnalyzerError, ExitCode
 from analyzer.files import write_text_atomic
@@ -27,6 +37,7 @@ from analyzer.files import write_text_atomic
 if TYPE_CHECKING:
     from analyzer.alerts import Report
     from analyzer.alerts.outputs import Output
+    from analyzer.config import Config
     from analyzer.detect import Catalogue
 
 # The detection engine, Polars and DuckDB are imported by the commands that use them: start-up time.
@@ -38,15 +49,6 @@ DETECT_EXIT_CODES = (
 )
 
 Severity = StrEnum("Severity", {name: name for name in SEVERITIES})  # type: ignore[misc]
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c",
-        help="Configuration file (TOML). Default: $ANALYZER_CONFIG, ./analyzer.toml, ~/.config/analyzer/config.toml.",
-        dir_okay=False,
-    ),
-]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,11 +94,8 @@ def _cli_overrides(catalogue: Catalogue, only: list[str] | None, param: list[str
     return overrides
 
 
-def _fail_on(option: str | None, config: dict[str, Any]) -> str:
-    value = option or config.get("detect", {}).get("fail_on", "high")
-    if value not in SEVERITIES:
-        raise AnalyzerError(f"config: [detect] fail_on = {value!r}: one of {', '.join(SEVERITIES)}")
-    return str(value)
+def _fail_on(option: str | None, config: Config) -> str:
+    return str(option or config.settings.detect.fail_on or "high")  # the config's value is checked at load
 
 
 @command("detect", epilog=DETECT_EXIT_CODES)
@@ -151,8 +150,9 @@ def detect_command(
     timeout: Annotated[
         float | None,
         typer.Option("--timeout", min=0, help="Stop (exit 1) when the detections run longer than this many seconds "
-                     "(default: no limit)."),
+                     "(default: [detect] timeout, else no limit)."),
     ] = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run the detection catalogue over the dataset and report the alerts.
 
@@ -167,21 +167,25 @@ def detect_command(
     from analyzer.alerts.outputs import needs_signins
     from analyzer.alerts.outputs import write as write_outputs
     from analyzer.alerts.summary import data_extent
-    from analyzer.detect import Allowlist, merge_overrides, params_from_config, run_detections
+    from analyzer.detect import merge_overrides, run_detections
+    from analyzer.settings import seconds
     from analyzer.store import connect
 
-    settings = load_config(config)
+    settings = load_config(config, verbose)
     severity = _fail_on(fail_on.value if fail_on else None, settings)
     start, end = _cli_window(since, until)
     outputs = _cli_outputs(fmt, output, output_dir)
     catalogue = run_catalogue(queries, sigma, quiet=quiet).catalogue
+    settings.check_params(catalogue)
+    allowlist = settings.allowlist()
     overrides = _cli_overrides(catalogue, only, param)
     con = connect(data)  # connect() already keeps DuckDB's progress bar off stdout
     try:
         run = run_detections(
             con, since=start, until=end, only=only,
-            params=merge_overrides(params_from_config(settings), overrides),
-            allowlist=Allowlist.from_config(settings), catalogue=catalogue, timeout=timeout,
+            params=merge_overrides(settings.settings.detect.params, overrides),
+            allowlist=allowlist, catalogue=catalogue,
+            timeout=timeout if timeout is not None else seconds(settings.settings.detect.timeout),
         )
         to_terminal = [(o.format, o.path) for o in outputs] == [(Format.table, None)]
         alerts_only = quiet and to_terminal
@@ -204,6 +208,11 @@ def detect_command(
     if not quiet and not to_terminal:  # the table has its own summary; other formats get one line on stderr
         stderr.print(_summary_line(report, failing, severity, [o.path for o in outputs if o.path]), markup=False,
                      highlight=False, soft_wrap=True)
+    if not quiet:  # what the configuration file changed: a stray ./analyzer.toml must not act unseen
+        flags = [key for key, given in (("detect.fail_on", fail_on), ("detect.timeout", timeout)) if given is not None]
+        print_note(settings.note([*settings.params_applied(overrides),
+                                  *settings.applied("detect.fail_on", "detect.timeout", overridden=flags)],
+                                 suppressed=run.suppressed), to_stderr=not to_terminal)
     raise typer.Exit(ExitCode.FINDINGS if failing else ExitCode.OK)
 
 
@@ -263,6 +272,8 @@ def detections_command(
     fmt: Annotated[
         ListFormat, typer.Option("--format", "-f", help="table, json, or markdown (the catalogue page).")
     ] = ListFormat.table,
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """List the detection catalogue (id, severity, title, ATT&CK, CIS, parameters); `show ID` prints one.
 
@@ -271,6 +282,7 @@ def detections_command(
     from analyzer.cli.docs import catalogue_markdown, detection_dict  # docs imports the whole CLI: not at import
     from analyzer.detect import load_catalogue
 
+    load_config(config, verbose)
     if ctx.invoked_subcommand is not None:
         return
     catalogue = load_catalogue()
@@ -309,6 +321,8 @@ def _catalogue_table(catalogue: Catalogue) -> Any:
 @_errors_to_exit
 def detections_show_command(
     detection_id: Annotated[str, typer.Argument(metavar="ID", help="A detection id (see `analyzer detections`).")],
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Print one detection: its metadata, parameters with defaults, and its SQL.
 
@@ -317,6 +331,7 @@ def detections_show_command(
     from analyzer.cli.docs import detection_text
     from analyzer.detect import load_catalogue
 
+    load_config(config, verbose)
     catalogue = load_catalogue()
     if detection_id not in catalogue:
         raise typer.BadParameter(f"unknown detection {detection_id!r} (known: {', '.join(catalogue)})",

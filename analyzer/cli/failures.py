@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from analyzer.cli.app import DataOption, command, stdout, time_option
+from analyzer.cli.app import ConfigOption, DataOption, VerboseOption, command, load_config, stdout, time_option
 
 DEFAULT_GIVE_UP_AGE = "7d"
 
@@ -23,9 +23,12 @@ def failures_command(
     give_up: Annotated[bool, typer.Option(
         "--give-up", help="Stop retrying the failures first seen before --older-than (an object given up "
         "is read again only at a new version). Each one is listed.")] = False,
-    older_than: Annotated[str, typer.Option(
-        help="With --give-up: the age (e.g. 7d, 36h) or time a failure must be older than.")] = DEFAULT_GIVE_UP_AGE,
+    older_than: Annotated[str | None, typer.Option(
+        help="With --give-up: the age (e.g. 7d, 36h) or time a failure must be older than. Default: [failures] "
+        f"give_up_after, else {DEFAULT_GIVE_UP_AGE}.")] = None,
     include_given_up: Annotated[bool, typer.Option("--all", help="Also list the failures given up on.")] = False,
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """List the objects whose latest attempt failed: every pull, nightly and ingest that covers them
     tries them again (and a pull's watermark waits for them) until they land or you give up.
@@ -35,9 +38,14 @@ def failures_command(
     from analyzer.sql import visible
     from analyzer.store import Dataset
 
+    give_up_after = load_config(config, verbose).settings.failures.give_up_after
     with Dataset(data, create=False) as dataset:
         if give_up:
-            cutoff = time_option("--older-than", older_than, datetime.now(UTC))
+            now = datetime.now(UTC)
+            if older_than is None and give_up_after is not None:
+                cutoff: datetime | None = now - give_up_after
+            else:
+                cutoff = time_option("--older-than", older_than or DEFAULT_GIVE_UP_AGE, now)
             assert cutoff is not None
             dataset.lock()
             given = dataset.manifest.give_up(failed_before=cutoff.timestamp())

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from analyzer.alerts.sanitize import visible
-from analyzer.cli.app import EXIT_CODES_HELP, DataOption, QuietOption, command, stderr, stdout
+from analyzer.cli.app import (
+    EXIT_CODES_HELP,
+    ConfigOption,
+    DataOption,
+    QuietOption,
+    VerboseOption,
+    command,
+    load_config,
+    print_note,
+    stderr,
+    stdout,
+)
 from analyzer.errors import ExitCode
 from analyzer.sources.local import walk
 
@@ -24,24 +34,25 @@ if TYPE_CHECKING:
 BATCH_BYTES = 12 * 1024 * 1024
 #: analyzer.ingest.decode.MAX_OBJECT_BYTES, for the option's default (tests/test_ingest_isolation.py checks).
 MAX_OBJECT_BYTES = 512 * 1024 * 1024
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
 
 
 def parse_size(value: str) -> int:
     """``512MiB``, ``1G``, ``300mb``, ``1048576`` → bytes (units are powers of 1024)."""
-    match = _SIZE.fullmatch(value)
-    if not match or float(match[1]) <= 0:
-        raise typer.BadParameter(f"{value!r} is not a size (e.g. 512MiB, 2G)", param_hint="'--max-object-size'")
-    power = "kmgt".find(match[2].lower()) + 1 if match[2] else 0
-    return int(float(match[1]) * 1024**power)
+    from analyzer.settings import parse_size as size
+
+    try:
+        return int(size(value, bare_bytes=True))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a size (e.g. 512MiB, 2G)",
+                                 param_hint="'--max-object-size'") from None
 
 
 MaxObjectSizeOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--max-object-size", metavar="SIZE",
         help="Largest uncompressed size of one log object (e.g. 512MiB, 2G); a larger one fails, named, "
-        "instead of exhausting memory.",
+        f"instead of exhausting memory. Default: [ingest] max_object_size, else {MAX_OBJECT_BYTES // 2**20}MiB.",
     ),
 ]
 
@@ -87,21 +98,26 @@ def print_compaction(stats: CompactStats) -> None:
 def ingest_command(
     paths: Annotated[list[Path], typer.Argument(help="Log files or directories (walked recursively).")],
     data: DataOption = Path("ctdata"),
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).", min=1)] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes (default: [ingest] workers, else one per core).", min=1)] = None,
     quiet: QuietOption = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list skipped files.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Say which configuration file was loaded, and list skipped files.")] = False,
     batch_mb: Annotated[
-        float, typer.Option(help="Compressed input per worker batch (tuning: memory vs. file count).", min=0.001)
-    ] = BATCH_BYTES / 2**20,
+        float | None, typer.Option(help="Compressed input per worker batch in MiB (tuning: memory vs. file count; "
+                                   f"default: [ingest] batch_size, else {BATCH_BYTES / 2**20:g}).", min=0.001)
+    ] = None,
     compact_partitions: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--compact/--no-compact",
             help="Merge each day the run touched into one sorted file afterwards (faster queries). "
-            "--no-compact leaves it to the next ingest or `analyzer compact`.",
+            "--no-compact leaves it to the next ingest or `analyzer compact`. Default: [ingest] compact, else "
+            "--compact.",
         ),
-    ] = True,
-    max_object_size: MaxObjectSizeOption = f"{MAX_OBJECT_BYTES // 2**20}MiB",
+    ] = None,
+    max_object_size: MaxObjectSizeOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Ingest CloudTrail log files into the Parquet dataset.
 
@@ -114,15 +130,22 @@ def ingest_command(
     from analyzer.cli.progress import ingest_progress
     from analyzer.ingest import ingest
 
-    max_object_bytes = parse_size(max_object_size)
+    loaded = load_config(config, verbose)
+    table = loaded.settings.ingest
+    max_object_bytes = parse_size(max_object_size) if max_object_size else table.max_object_size or MAX_OBJECT_BYTES
+    batch_bytes = int(batch_mb * 2**20) if batch_mb is not None else table.batch_size or BATCH_BYTES
+    compact = compact_partitions if compact_partitions is not None else table.compact is not False
     with ingest_progress(not quiet) as progress:
-        stats = ingest(walk(paths), data, workers=workers, batch_bytes=int(batch_mb * 2**20), progress=progress,
-                       compact_partitions=compact_partitions, max_object_bytes=max_object_bytes)
+        stats = ingest(walk(paths), data, workers=workers or table.workers, batch_bytes=batch_bytes,
+                       progress=progress, compact_partitions=compact, max_object_bytes=max_object_bytes)
     if not quiet:
         print_summary(stats)
         if verbose:
             for uri, reason in stats.skips:
                 stdout.print(f"skipped: {visible(uri)}: {visible(reason)}", markup=False)
+        given = {"ingest.workers": workers, "ingest.batch_size": batch_mb, "ingest.compact": compact_partitions,
+                 "ingest.max_object_size": max_object_size}
+        print_note(loaded.note(loaded.applied(*given, overridden=[k for k, v in given.items() if v is not None])))
     raise typer.Exit(stats.exit_code)
 
 
@@ -133,6 +156,8 @@ def compact_command(
         bool, typer.Option("--all", help="Examine every day partition, not only those ingests left uncompacted.")
     ] = False,
     quiet: QuietOption = False,
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Merge each day partition's small files into one file sorted for the detections.
 
@@ -147,6 +172,7 @@ def compact_command(
     from analyzer.store import Dataset
     from analyzer.store.compact import compact
 
+    load_config(config, verbose)
     with Dataset(data, create=False) as dataset:
         dataset.lock()
         days = dataset.days() if all_days else None
@@ -160,13 +186,14 @@ def compact_command(
 
 
 @command("schema")
-def schema_command() -> None:
+def schema_command(config: ConfigOption = None, verbose: VerboseOption = False) -> None:
     """Print the dataset's canonical schema (CloudTrail's own field names).
 
     Example: analyzer schema
     """
     from analyzer.schema import describe
 
+    load_config(config, verbose)
     stdout.print(describe(), markup=False)
 
 
@@ -174,6 +201,8 @@ def schema_command() -> None:
 def quarantine_command(
     data: DataOption = Path("ctdata"),
     raw: Annotated[bool, typer.Option("--raw", help="Print the records as JSON Lines, raw text included.")] = False,
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """List the records that could not be placed in the dataset, with their reasons.
 
@@ -181,6 +210,7 @@ def quarantine_command(
     """
     from analyzer.store import Dataset
 
+    load_config(config, verbose)
     with Dataset(data, create=False) as dataset:
         count = 0
         for item in dataset.quarantined():

@@ -12,14 +12,26 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from analyzer.alerts.sanitize import visible
-from analyzer.cli.app import DataOption, QuietOption, command, config_strings, stderr, stdout, time_option
-from analyzer.cli.detect import ConfigOption, Severity
+from analyzer.cli.app import (
+    ConfigOption,
+    DataOption,
+    QuietOption,
+    VerboseOption,
+    command,
+    config_strings,
+    load_config,
+    print_note,
+    stderr,
+    stdout,
+    time_option,
+)
+from analyzer.cli.detect import Severity
 from analyzer.cli.extra import QueriesOption, SigmaOption, run_catalogue
 from analyzer.cli.ingest import print_summary
-from analyzer.config import load_config
 from analyzer.errors import AnalyzerError
 
 if TYPE_CHECKING:
+    from analyzer.config import Config
     from analyzer.ingest import IngestStats
     from analyzer.nightly import NightlyResult
     from analyzer.sources.s3 import S3Source
@@ -36,12 +48,12 @@ MAX_PRINTED_PROBLEMS = 50
 
 
 
-def _source(given: str | None, config: dict[str, Any]) -> str:
+def _source(given: str | None, config: Config) -> str:
     """--source, else [nightly] source, else the [pull] bucket and prefix."""
-    pull = config.get("pull", {}) or {}
-    value = given or (config.get("nightly", {}) or {}).get("source")
-    if not value and pull.get("bucket"):
-        value = f"s3://{pull['bucket']}/{str(pull.get('prefix', '')).strip('/')}"
+    pull = config.settings.pull
+    value = given or config.settings.nightly.source
+    if not value and pull.bucket:
+        value = f"s3://{pull.bucket}/{(pull.prefix or '').strip('/')}"
     if not value:
         raise typer.BadParameter("give s3://BUCKET[/PREFIX] or a directory (or [nightly] source in the config)",
                                  param_hint="'--source'")
@@ -67,7 +79,7 @@ def _plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def _print(result: NightlyResult, source: str) -> None:
+def _print(result: NightlyResult, source: str, note: str | None) -> None:
     if result.pull is not None:
         listing = result.pull.listing
         stdout.print(f"pull {source}: {result.pull.window}; listed {listing.objects_listed:,} objects, fetched "
@@ -90,6 +102,7 @@ def _print(result: NightlyResult, source: str) -> None:
     if not result.complete:
         stdout.print("window: not moved (some prefixes or objects failed: the next run covers this window again)",
                      markup=False)
+    print_note(note)
 
 
 @command("nightly", epilog=NIGHTLY_EXIT_CODES)
@@ -126,6 +139,10 @@ def nightly_command(
     queries: QueriesOption = None,
     sigma: SigmaOption = None,
     quiet: QuietOption = False,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0, help="Stop (exit 1, nothing announced) when the detections run longer than this many "
+        "seconds. Default: [nightly] timeout, else [detect] timeout, else no limit.")] = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Pull what is new, run the detections over the new window, write a report, notify new alerts only.
 
@@ -145,13 +162,11 @@ def nightly_command(
       analyzer nightly --config /etc/analyzer.toml --quiet    # everything from [nightly], [pull], [notify.*]
     """
     from analyzer.alerts.notify import notifiers_from_config, parse_topic_arn
-    from analyzer.detect import Allowlist, params_from_config
     from analyzer.nightly import NightlySettings, parse_duration, run_nightly
     from analyzer.sources.s3 import S3Source, make_session
 
-    settings_file = load_config(config)
-    settings = NightlySettings.from_config(settings_file)
-    catalogue = run_catalogue(queries, sigma, quiet=quiet).catalogue
+    loaded = load_config(config, verbose)
+    settings = NightlySettings.from_settings(loaded.settings)
     now = datetime.now(UTC)
     start, end = time_option("--since", since, now), time_option("--until", until, now)
     if start and end and start >= end:
@@ -164,6 +179,8 @@ def nightly_command(
             raise typer.BadParameter(str(exc), param_hint="'--late-margin'") from None
     if fail_on is not None:
         overrides["fail_on"] = fail_on.value
+    if timeout is not None:
+        overrides["timeout"] = timeout
     if overrides:
         settings = replace(settings, **overrides)
     if sns_topic_arn is not None:
@@ -171,22 +188,24 @@ def nightly_command(
             parse_topic_arn(sns_topic_arn)
         except AnalyzerError as exc:
             raise typer.BadParameter(str(exc), param_hint="'--sns-topic-arn'") from None
-    where = _source(source, settings_file)
-    folder = report_dir or (settings_file.get("nightly", {}) or {}).get("report_dir")
-    pull_config: dict[str, Any] = settings_file.get("pull", {}) or {}
-    sns_config: dict[str, Any] = (settings_file.get("notify", {}) or {}).get("sns", {}) or {}
+    where = _source(source, loaded)
+    folder = report_dir or loaded.settings.nightly.report_dir
+    pull_config, sns_config = loaded.settings.pull, loaded.settings.notify.sns
+    catalogue = run_catalogue(queries, sigma, quiet=quiet).catalogue
+    loaded.check_params(catalogue)
+    allowlist = loaded.allowlist()
 
     notifiers = notifiers_from_config(
-        settings_file, sns_topic_arn=sns_topic_arn, webhook_url_env=webhook_url_env,
-        session=make_session(sns_config.get("profile") or pull_config.get("profile"))
-        if sns_topic_arn or sns_config.get("topic_arn") else None,
+        {"notify": loaded.table("notify")}, sns_topic_arn=sns_topic_arn, webhook_url_env=webhook_url_env,
+        session=make_session((sns_config.profile if sns_config else None) or pull_config.profile)
+        if sns_topic_arn or (sns_config and sns_config.topic_arn) else None,
     )
     origin: S3Source | Path
     if where.startswith("s3://"):
         origin = S3Source.connect(
-            where, profile=pull_config.get("profile"), endpoint_url=pull_config.get("endpoint_url"),
-            workers=settings.fetch_threads, accounts=config_strings(pull_config.get("accounts")),
-            regions=config_strings(pull_config.get("regions")), org_id=pull_config.get("org_id"),
+            where, profile=pull_config.profile, endpoint_url=pull_config.endpoint_url,
+            workers=settings.fetch_threads, accounts=config_strings(pull_config.accounts),
+            regions=config_strings(pull_config.regions), org_id=pull_config.org_id,
         )
         origin.check()
     else:
@@ -194,8 +213,8 @@ def nightly_command(
     with _progress(not quiet, origin) as progress:
         result = run_nightly(
             data, origin, notifiers=notifiers, settings=settings, report_dir=Path(folder) if folder else None,
-            since=start, until=end, now=now, params=params_from_config(settings_file),
-            allowlist=Allowlist.from_config(settings_file), progress=progress, catalogue=catalogue,
+            since=start, until=end, now=now, catalogue=catalogue, params=loaded.settings.detect.params,
+            allowlist=allowlist, progress=progress,
         )
     for line in result.warnings:
         stderr.print(f"warning: {visible(line)}", markup=False)
@@ -208,5 +227,12 @@ def nightly_command(
                      f"{_plural(len(delivery.sent), 'alert')} sent, "
                      f"{_plural(len(delivery.failed), 'alert')} kept for the next run", markup=False)
     if not quiet:
-        _print(result, where)
+        flags = {"nightly.fail_on": fail_on, "detect.fail_on": fail_on, "nightly.timeout": timeout,
+                 "detect.timeout": timeout, "nightly.late_margin": late_margin, "nightly.source": source,
+                 "nightly.report_dir": report_dir}
+        note = loaded.note([*loaded.params_applied(), *loaded.applied(
+            "nightly.fail_on", "detect.fail_on", "nightly.timeout", "detect.timeout", "nightly.late_margin",
+            "nightly.renotify_growth", overridden=[k for k, v in flags.items() if v is not None])],
+            suppressed=result.run.suppressed)
+        _print(result, where, note)
     raise typer.Exit(result.exit_code)

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from analyzer.alerts.sanitize import visible
 from analyzer.cli.app import (
     EXIT_CODES_HELP,
+    ConfigOption,
     DataOption,
     QuietOption,
+    VerboseOption,
     command,
     config_strings,
+    load_config,
+    print_note,
     stderr,
     stdout,
     time_option,
 )
 from analyzer.cli.ingest import MAX_OBJECT_BYTES, MaxObjectSizeOption, parse_size, print_summary
-from analyzer.config import load_config
 from analyzer.sources.window import utcnow
 
 if TYPE_CHECKING:
@@ -88,7 +91,9 @@ def pull_command(
     keep_raw: Annotated[Path | None, typer.Option(
         "--keep-raw", help="Also save each fetched object under DIR/BUCKET/KEY.", metavar="DIR")] = None,
     quiet: QuietOption = False,
-    max_object_size: MaxObjectSizeOption = f"{MAX_OBJECT_BYTES // 2**20}MiB",
+    max_object_size: MaxObjectSizeOption = None,
+    config_file: ConfigOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Pull CloudTrail logs from S3 into the dataset: only the window's prefixes, only new objects.
 
@@ -112,24 +117,27 @@ def pull_command(
     from analyzer.sources.pull import pull
     from analyzer.sources.s3 import S3Source
 
-    config: dict[str, Any] = load_config().get("pull", {})
+    loaded = load_config(config_file, verbose)
+    url_given = url is not None
+    config, ingest_table = loaded.settings.pull, loaded.settings.ingest
     if url is None:
-        if not config.get("bucket"):
+        if not config.bucket:
             raise typer.BadParameter("give s3://BUCKET[/PREFIX] (or [pull] bucket in the configuration file)",
                                      param_hint="s3://BUCKET[/PREFIX]")
-        url = f"s3://{config['bucket']}/{str(config.get('prefix', '')).strip('/')}"
+        url = f"s3://{config.bucket}/{(config.prefix or '').strip('/')}"
     now = utcnow()
     start, end = time_option("--since", since, now), time_option("--until", until, now)
     if start and end and start >= end:
         raise typer.BadParameter("--since must be before --until", param_hint="--since")
-    threads = workers or int(config.get("workers", DEFAULT_WORKERS))
+    threads = workers or config.workers or DEFAULT_WORKERS
     source = S3Source.connect(
-        url, profile=profile or config.get("profile"), endpoint_url=endpoint_url or config.get("endpoint_url"),
-        workers=threads, accounts=account or config_strings(config.get("accounts")),
-        regions=region or config_strings(config.get("regions")), org_id=org_id or config.get("org_id"),
+        url, profile=profile or config.profile, endpoint_url=endpoint_url or config.endpoint_url,
+        workers=threads, accounts=account or config_strings(config.accounts),
+        regions=region or config_strings(config.regions), org_id=org_id or config.org_id,
         keep_raw=keep_raw,
     )
-    max_object_bytes = parse_size(max_object_size)
+    max_object_bytes = (parse_size(max_object_size) if max_object_size
+                        else ingest_table.max_object_size or MAX_OBJECT_BYTES)
     source.check()
     with pull_progress(not quiet, source) as progress:
         result = pull(source, data, since=start, until=end, fetch_threads=threads, progress=progress, now=now,
@@ -141,5 +149,9 @@ def pull_command(
                      markup=False)
     if not quiet:
         _print_result(result)
+        given = {"pull.bucket": url_given, "pull.prefix": url_given, "pull.workers": workers, "pull.profile": profile,
+                 "pull.endpoint_url": endpoint_url, "pull.accounts": account, "pull.regions": region,
+                 "pull.org_id": org_id, "ingest.max_object_size": max_object_size}
+        print_note(loaded.note(loaded.applied(*given, overridden=[k for k, v in given.items() if v])))
     raise typer.Exit(result.exit_code)
 

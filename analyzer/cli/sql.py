@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.cli.app import DataOption, command, stderr, stdout
+from analyzer.cli.app import ConfigOption, DataOption, VerboseOption, command, load_config, stderr, stdout
 from analyzer.errors import AnalyzerError
 
 if TYPE_CHECKING:
@@ -465,8 +465,10 @@ def sql_command(
     timeout: Annotated[
         float | None,
         typer.Option("--timeout", min=0, help="Stop (exit 1) when the query runs longer than this many seconds "
-                     "(default: no limit)."),
+                     "(default: [sql] timeout, else no limit)."),
     ] = None,
+    config: ConfigOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run read-only SQL against the dataset's `events` view and the investigation views.
 
@@ -479,9 +481,12 @@ def sql_command(
 
     Example: analyzer sql "select principal, source_ip, count(*) from signins where outcome = 'Failure' group by all"
     """
+    from analyzer.settings import seconds
     from analyzer.sql import execute, open_readonly
     from analyzer.store.sandbox import time_limit
 
+    configured = seconds(load_config(config, verbose).settings.sql.timeout)
+    timeout = timeout if timeout is not None else configured
     text = _query_text(query, file)
     if output is not None:
         _check_output(output, data)
