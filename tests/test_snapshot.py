@@ -172,3 +172,9 @@ def test_the_duplicates_folder_is_neither_made_nor_kept(data: Path) -> None:
     write_log(data.parent / "more", log_key(30, "Later00000000001"), [record(500)])
     ingest(walk([data.parent / "more"]), data, workers=1)
     assert not (data / "_analyzer" / "duplicates").exists()
+
+
+def test_a_dataset_path_with_uri_characters_reads(data: Path) -> None:
+    odd = data.parent / "odd ?#%20 name"
+    shutil.copytree(data, odd)
+    assert count(odd) == 60

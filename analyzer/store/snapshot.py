@@ -24,6 +24,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.request import pathname2url
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -209,7 +210,7 @@ def read(layout: Layout) -> Snapshot:
     if not layout.manifest.exists():
         live, _ = scan(layout, None)
         return Snapshot(layout.root, tuple(live))
-    with closing(sqlite3.connect(f"file:{layout.manifest}?mode=ro", uri=True, timeout=30)) as db:
+    with closing(sqlite3.connect(_read_only_uri(layout.manifest), uri=True, timeout=30)) as db:
         try:
             if _adopted(db):
                 return _read(db, layout)
@@ -220,7 +221,7 @@ def read(layout: Layout) -> Snapshot:
     try:
         manifest = Manifest(layout.manifest)  # creates the tables an older manifest lacks
     except sqlite3.OperationalError:  # a read-only dataset: read it as it is, in memory
-        with closing(sqlite3.connect(f"file:{layout.manifest}?mode=ro", uri=True)) as db:
+        with closing(sqlite3.connect(_read_only_uri(layout.manifest), uri=True)) as db:
             live, _ = scan(layout, db)
         return Snapshot(layout.root, tuple(live))
     try:
@@ -228,6 +229,10 @@ def read(layout: Layout) -> Snapshot:
         return _read(manifest.db, layout)
     finally:
         manifest.close()
+
+
+def _read_only_uri(path: Path) -> str:
+    return f"file:{pathname2url(str(path.absolute()))}?mode=ro"  # a '?' or '#' in the path stays a path
 
 
 def _read(db: sqlite3.Connection, layout: Layout) -> Snapshot:
