@@ -42,6 +42,7 @@ the environment variable that holds it: ``url_env``). ``docs/config.md`` lists e
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -50,7 +51,6 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,14 +104,14 @@ def config_path(explicit: Path | str | None = None) -> Path | None:
 # -- the loaded file ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Config:
     """A checked configuration: the typed settings, and what the file said where (for messages)."""
 
-    settings: Settings = field(default_factory=Settings)
+    settings: Settings = dataclasses.field(default_factory=Settings)
     path: Path | None = None
     origin: str = "none found"
-    data: Mapping[str, Any] = field(default_factory=dict)  # the TOML as written
+    data: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the TOML as written
     text: str = ""
 
     @property
@@ -229,13 +229,12 @@ def load(explicit: Path | str | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from exc
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: the configuration is not UTF-8 text") from None
-    shown = Config(path=path, origin=origin, text=text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{shown.name}: invalid TOML: {exc}") from exc
-    shown = Config(path=path, origin=origin, data=data, text=text)
-    return Config(settings=check(data, shown), path=path, origin=origin, data=data, text=text)
+        raise ConfigError(f"{Config(path=path, origin=origin).name}: invalid TOML: {exc}") from exc
+    unchecked = Config(path=path, origin=origin, data=data, text=text)  # names the file and lines in errors
+    return dataclasses.replace(unchecked, settings=check(data, unchecked))
 
 
 def load_config(explicit: Path | str | None = None) -> dict[str, Any]:
