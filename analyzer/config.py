@@ -199,8 +199,9 @@ class Config:
 
         try:
             return Allowlist.from_mapping(self.table("allowlist"))
-        except AnalyzerError as exc:
-            raise ConfigError(f"{self.where(('allowlist', 'ips'))}: {exc}") from None
+        except AnalyzerError as exc:  # a bad network, or an empty entry: name the key's line
+            key = next((k for k in ("principals", "roles", "ips") if f" {k}:" in str(exc)), "ips")
+            raise ConfigError(f"{self.where(('allowlist', key))}: {exc}") from None
 
     def allowlist_entries(self) -> int:
         table = self.settings.allowlist

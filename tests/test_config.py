@@ -172,6 +172,14 @@ def test_a_wrong_type_is_one_line_with_file_line_and_key(runner: CliRunner, home
     assert message in result.output and len(result.output.splitlines()) == 1, result.output
 
 
+def test_a_bad_allowlist_network_names_its_line(runner: CliRunner, home: Path) -> None:
+    config = write(home / "a.toml", '[allowlist]\nprincipals = ["ci"]\nips = ["10.0.0.0/33"]\n')
+    result = run(runner, "detect", "--data", str(home / "none"), "--config", str(config))
+    assert result.exit_code == 1
+    assert result.output == f"error: {config} line 3: [allowlist] ips: '10.0.0.0/33' is not an address or CIDR " \
+        "network\n"
+
+
 def test_units_are_read_as_written(home: Path) -> None:
     config = write(home / "a.toml", '[nightly]\nretention = "90d"\nlate_margin = "30m"\n[detect]\ntimeout = "10m"\n'
                                     '[ingest]\nmax_object_size = "1GiB"\nworkers = 3\n[pull]\nworkers = 8\n')
