@@ -195,6 +195,12 @@ class DetectTable(Table):
     params: Annotated[dict[str, dict[str, bool | int | float | str]], key(
         'Detection parameters: [detect.params."ID"] NAME = VALUE (see docs/detections.md); --param wins.',
         "each detection's defaults")] | None = None
+    queries: Annotated[list[str], key(
+        "Folders of your own detections (<id>.sql + <id>.toml), run beside the bundled ones; relative to this "
+        "file. --queries wins.", "[]")] | None = None
+    sigma: Annotated[list[str], key(
+        "Sigma rule folders or files (needs analyzer[sigma]); relative to this file. --sigma wins.",
+        "[]")] | None = None
 
 
 class AllowlistTable(Table):

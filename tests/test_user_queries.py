@@ -304,3 +304,18 @@ def test_detect_with_a_file_reading_user_detection_exits_1(runner: CliRunner, da
     assert result.exit_code == 1, result.output
     assert "my-rule.sql" in result.output and "Permission Error" in result.output
     assert SECRET_TEXT not in result.output
+
+
+def test_the_config_file_names_folders_relative_to_itself(runner: CliRunner, dataset: Path, tmp_path: Path) -> None:
+    user_detection(tmp_path / "conf" / "mine")
+    config = tmp_path / "conf" / "analyzer.toml"
+    config.write_text('[detect]\nqueries = ["mine"]\n')
+    result = runner.invoke(app, ["detect", "--data", str(dataset), "--config", str(config), "--format", "jsonl"])
+    assert result.exit_code == 3, result.output
+    assert "my-rule" in {json.loads(line)["detection_id"] for line in result.stdout.splitlines() if line.strip()}
+    flag = user_detection(tmp_path / "flag", "flag-rule")  # the flag wins over the file
+    result = runner.invoke(
+        app, ["detect", "--data", str(dataset), "--config", str(config), "--queries", str(flag), "--format", "jsonl"]
+    )
+    ids = {json.loads(line)["detection_id"] for line in result.stdout.splitlines() if line.strip()}
+    assert "flag-rule" in ids and "my-rule" not in ids

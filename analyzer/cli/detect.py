@@ -175,7 +175,7 @@ def detect_command(
     severity = _fail_on(fail_on.value if fail_on else None, settings)
     start, end = _cli_window(since, until)
     outputs = _cli_outputs(fmt, output, output_dir)
-    catalogue = run_catalogue(queries, sigma, quiet=quiet).catalogue
+    catalogue = run_catalogue(queries, sigma, quiet=quiet, config=settings).catalogue
     settings.check_params(catalogue)
     allowlist = settings.allowlist()
     overrides = _cli_overrides(catalogue, only, param)

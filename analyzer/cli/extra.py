@@ -15,6 +15,7 @@ from analyzer.alerts.sanitize import visible
 from analyzer.cli.app import stderr
 
 if TYPE_CHECKING:
+    from analyzer.config import Config
     from analyzer.detect.extra import RunCatalogue
 
 QueriesOption = Annotated[
@@ -38,11 +39,16 @@ SigmaOption = Annotated[
 ]
 
 
-def run_catalogue(queries: list[Path] | None, sigma: list[Path] | None, *, quiet: bool = False) -> RunCatalogue:
-    """The bundled catalogue plus what ``--queries``/``--sigma`` bring; skipped Sigma rules said on stderr."""
+def run_catalogue(
+    queries: list[Path] | None, sigma: list[Path] | None, *, quiet: bool = False, config: Config | None = None
+) -> RunCatalogue:
+    """The bundled catalogue plus what ``--queries``/``--sigma`` bring (else ``[detect] queries``/``sigma``
+    of the configuration file, relative to it); skipped Sigma rules said on stderr."""
     from analyzer.detect.extra import load_run_catalogue
 
-    loaded = load_run_catalogue(queries or [], sigma or [])
+    queries = queries or _configured(config, "queries")
+    sigma = sigma or _configured(config, "sigma")
+    loaded = load_run_catalogue(queries, sigma)
     if not quiet:
         for path, reason in loaded.sigma_skipped:
             stderr.print(visible(f"sigma: skipped {path}: {reason}"), markup=False)
@@ -51,3 +57,12 @@ def run_catalogue(queries: list[Path] | None, sigma: list[Path] | None, *, quiet
                 f"sigma: {loaded.sigma_detections} rule(s) converted, {len(loaded.sigma_skipped)} skipped", markup=False
             )
     return loaded
+
+
+def _configured(config: Config | None, name: str) -> list[Path]:
+    """``[detect] <name>`` as paths, relative ones taken from the configuration file's folder."""
+    if config is None:
+        return []
+    values = getattr(config.settings.detect, name) or []
+    base = config.path.expanduser().parent if config.path is not None else Path()
+    return [base / Path(value).expanduser() for value in values]

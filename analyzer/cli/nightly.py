@@ -191,7 +191,7 @@ def nightly_command(
     where = _source(source, loaded)
     folder = report_dir or loaded.settings.nightly.report_dir
     pull_config, sns_config = loaded.settings.pull, loaded.settings.notify.sns
-    catalogue = run_catalogue(queries, sigma, quiet=quiet).catalogue
+    catalogue = run_catalogue(queries, sigma, quiet=quiet, config=loaded).catalogue
     loaded.check_params(catalogue)
     allowlist = loaded.allowlist()
 
