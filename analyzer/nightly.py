@@ -51,7 +51,7 @@ from analyzer.settings import parse_duration as parse_duration_text
 from analyzer.sources.local import walk
 from analyzer.sources.pull import PullResult, pull
 from analyzer.sources.s3 import DEFAULT_WORKERS, S3Source
-from analyzer.store import connect
+from analyzer.store.engine import read_snapshot
 from analyzer.store.layout import Layout
 from analyzer.timespec import utc
 
@@ -299,15 +299,15 @@ def _run(
     problems += [f"{uri}: {reason}" for uri, reason in stats.failures]
 
     # 2. detect
-    con = connect(data)
-    try:
+    def read(con: duckdb.DuckDBPyConnection) -> tuple[DetectionRun, Any]:
         run = run_detections(con, since=start, until=until, params=params, allowlist=allowlist, catalogue=catalogue,
                              timeout=settings.timeout)
-        signins = console_signins(con, since=start, until=until)
+        return run, console_signins(con, since=start, until=until)
+
+    try:  # the committed snapshot; once more on the new one should a writer replace its files meanwhile
+        run, signins = read_snapshot(data, read)
     except duckdb.Error as exc:
         raise AnalyzerError(f"{data}: cannot read the dataset: {exc}") from exc
-    finally:
-        con.close()
 
     # 3. record (what is new since the last run), then the report that marks it
     tracked = state.record(run.alerts, subscribers={n.name: n.min_severity for n in notifiers}, now=now,

@@ -178,3 +178,34 @@ def test_a_dataset_path_with_uri_characters_reads(data: Path) -> None:
     odd = data.parent / "odd ?#%20 name"
     shutil.copytree(data, odd)
     assert count(odd) == 60
+
+
+def test_detect_reads_the_new_snapshot_when_a_compaction_replaces_its_files(
+        fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import analyzer.detect as detect
+    from analyzer.cli import app
+
+    data = tmp_path / "data"
+    assert ingest(walk([fixtures_dir / "AWSLogs"]), data, workers=1, batch_bytes=20_000,
+                  compact_partitions=False).failed == 0
+    command = ["detect", "--data", str(data), "--format", "json", "--output", str(tmp_path / "before.json")]
+    undisturbed = CliRunner().invoke(app, command)
+    real = detect.run_detections
+    calls: list[int] = []
+
+    def compacting_meanwhile(con: duckdb.DuckDBPyConnection, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            with Dataset(data) as dataset:
+                dataset.lock()
+                assert compact(dataset).replaced > 0
+        return real(con, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(detect, "run_detections", compacting_meanwhile)
+    command[-1] = str(tmp_path / "after.json")
+    disturbed = CliRunner().invoke(app, command)
+    assert len(calls) == 2 and disturbed.exit_code == undisturbed.exit_code == 3, disturbed.output
+    alerts = [json.loads((tmp_path / name).read_text())["alerts"] for name in ("before.json", "after.json")]
+    assert len(alerts[0]) > 10 and alerts[0] == alerts[1]

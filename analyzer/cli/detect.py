@@ -35,10 +35,12 @@ from analyzer.errors import AnalyzerError, ExitCode
 from analyzer.files import write_text_atomic
 
 if TYPE_CHECKING:
+    import duckdb
+
     from analyzer.alerts import Report
     from analyzer.alerts.outputs import Output
     from analyzer.config import Config
-    from analyzer.detect import Catalogue
+    from analyzer.detect import Catalogue, DetectionRun
 
 # The detection engine, Polars and DuckDB are imported by the commands that use them: start-up time.
 
@@ -169,7 +171,7 @@ def detect_command(
     from analyzer.alerts.summary import data_extent
     from analyzer.detect import merge_overrides, run_detections
     from analyzer.settings import seconds
-    from analyzer.store import connect
+    from analyzer.store.engine import read_snapshot
 
     settings = load_config(config, verbose)
     severity = _fail_on(fail_on.value if fail_on else None, settings)
@@ -179,22 +181,24 @@ def detect_command(
     settings.check_params(catalogue)
     allowlist = settings.allowlist()
     overrides = _cli_overrides(catalogue, only, param)
-    con = connect(data)  # connect() already keeps DuckDB's progress bar off stdout
-    try:
+    to_terminal = [(o.format, o.path) for o in outputs] == [(Format.table, None)]
+    alerts_only = quiet and to_terminal
+    wants_signins = needs_signins(outputs) and not alerts_only
+
+    def read(con: duckdb.DuckDBPyConnection) -> tuple[DetectionRun, Any, Any, Any]:
         run = run_detections(
             con, since=start, until=end, only=only,
             params=merge_overrides(settings.settings.detect.params, overrides),
             allowlist=allowlist, catalogue=catalogue,
             timeout=timeout if timeout is not None else seconds(settings.settings.detect.timeout),
         )
-        to_terminal = [(o.format, o.path) for o in outputs] == [(Format.table, None)]
-        alerts_only = quiet and to_terminal
-        wants_signins = needs_signins(outputs) and not alerts_only
         signins = console_signins(con, since=run.since, until=run.until) if wants_signins else None
         open_ended = not alerts_only and (run.since is None or run.until is None)
-        first_event, last_event = data_extent(con) if open_ended else (None, None)
-    finally:
-        con.close()
+        return run, signins, *(data_extent(con) if open_ended else (None, None))
+
+    # the committed snapshot (connect() keeps DuckDB's progress bar off stdout); once more on the new
+    # one should a writer replace its files meanwhile
+    run, signins, first_event, last_event = read_snapshot(data, read)
     report = build_report(
         run.alerts, suppressed=run.suppressed, signins=signins, since=run.since, until=run.until,
         generated_at=datetime.now(UTC), detections=run.counts, params=run.params,
