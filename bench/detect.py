@@ -63,7 +63,6 @@ record = "STRUCT(" + ", ".join(f'"{f.name}" {duck_type(f)}' for f in EVENT_FIELD
 files = [line for line in open(sys.argv[1]).read().splitlines() if line]
 paths = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]" if len(files) > 1 else f"'{files[0]}'"
 con = duckdb.connect()
-con.execute("set enable_progress_bar = false")
 con.execute(f'''
     create view events as
     select r.*, cast(timezone('UTC', r.eventTime) as date) as event_date
@@ -86,7 +85,6 @@ from analyzer.alerts import console_signins
 from analyzer.detect import run_detections
 from analyzer.store import connect
 con = connect(sys.argv[1])
-con.execute("set enable_progress_bar = false")
 started = time.perf_counter()
 result = run_detections(con)
 detect_seconds = time.perf_counter() - started
