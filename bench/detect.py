@@ -63,6 +63,7 @@ record = "STRUCT(" + ", ".join(f'"{f.name}" {duck_type(f)}' for f in EVENT_FIELD
 files = [line for line in open(sys.argv[1]).read().splitlines() if line]
 paths = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]" if len(files) > 1 else f"'{files[0]}'"
 con = duckdb.connect()
+con.execute("set enable_progress_bar = false")
 con.execute(f'''
     create view events as
     select r.*, cast(timezone('UTC', r.eventTime) as date) as event_date
