@@ -35,6 +35,7 @@ from analyzer.errors import AnalyzerError
 from analyzer.store.engine import connect
 from analyzer.store.sandbox import QueryTimeout as QueryTimeout
 from analyzer.store.sandbox import SandboxError, allows_paths, check_statements, time_limit
+from analyzer.store.snapshot import Snapshot
 
 #: Statement types whose result is rows worth showing (the others report a count or nothing).
 ROW_STATEMENTS = frozenset(
@@ -98,12 +99,15 @@ def open_readonly(
     table: pa.Table | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
+    snapshot: Snapshot | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A locked-down DuckDB connection with ``events``, ``events_all`` and the investigation views.
 
-    ``data`` is a dataset directory; ``table`` rows in the canonical schema (tests, notebooks).
+    ``data`` is a dataset directory (read as its committed ``snapshot``, by default the current one);
+    ``table`` rows in the canonical schema (tests, notebooks).
     """
-    return connect(data, table=table, memory_limit=memory_limit, threads=threads, arrow=True)  # sealed, with the views
+    return connect(data, table=table, memory_limit=memory_limit, threads=threads, arrow=True,  # sealed, with views
+                   snapshot=snapshot)
 
 
 def statement_complete(text: str) -> bool:

@@ -209,3 +209,33 @@ def test_detect_reads_the_new_snapshot_when_a_compaction_replaces_its_files(
     assert len(calls) == 2 and disturbed.exit_code == undisturbed.exit_code == 3, disturbed.output
     alerts = [json.loads((tmp_path / name).read_text())["alerts"] for name in ("before.json", "after.json")]
     assert len(alerts[0]) > 10 and alerts[0] == alerts[1]
+
+
+@pytest.mark.parametrize("to_file", [True, False])
+def test_sql_reads_the_new_snapshot_when_a_compaction_replaces_its_files(
+        data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, to_file: bool) -> None:
+    """``analyzer sql`` runs the query again where nothing was shown yet: to a file, or as a table."""
+    from typer.testing import CliRunner
+
+    import analyzer.sql as sql
+    from analyzer.cli import app
+
+    real = sql.execute
+    calls: list[int] = []
+
+    def compacting_meanwhile(con: duckdb.DuckDBPyConnection, text: str, *args: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            with Dataset(data) as dataset:
+                dataset.lock()
+                assert compact(dataset).replaced > 0
+        return real(con, text, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sql, "execute", compacting_meanwhile)
+    out = tmp_path / "out.csv"
+    command = ["sql", "--data", str(data), "select count(*) as n from events_all"]
+    result = CliRunner().invoke(app, [*command, "--output", str(out)] if to_file else command)
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 2
+    shown = out.read_text().split() if to_file else [w for w in result.output.split() if set(w) != {"─"}]
+    assert shown[:2] == ["n", "60"]

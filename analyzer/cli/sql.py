@@ -483,7 +483,9 @@ def sql_command(
     """
     from analyzer.settings import seconds
     from analyzer.sql import execute, open_readonly
+    from analyzer.store.layout import Layout
     from analyzer.store.sandbox import time_limit
+    from analyzer.store.snapshot import read as read_committed
 
     configured = seconds(load_config(config, verbose).settings.sql.timeout)
     timeout = timeout if timeout is not None else configured
@@ -491,7 +493,8 @@ def sql_command(
     if output is not None:
         _check_output(output, data)
     fmt = _output_format(output, fmt) if output else fmt or OutputFormat.table
-    con = open_readonly(data)
+    snapshot = read_committed(Layout(data)) if Layout(data).internal.exists() else None
+    con = open_readonly(data, snapshot=snapshot)
     try:
         if text is None:
             if output is not None:
@@ -499,7 +502,17 @@ def sql_command(
             with line_history(history_file()):
                 repl(con, fmt=fmt, max_rows=max_rows)
             return
-        with time_limit(con, timeout):
-            emit(execute(con, text), fmt, output, max_rows, stdout)
+        try:
+            with time_limit(con, timeout):
+                emit(execute(con, text), fmt, output, max_rows, stdout)
+        except AnalyzerError:
+            # A writer retired (and deleted) files of this snapshot meanwhile: once more on the new one,
+            # where nothing was shown yet (a file appears whole or not at all; a table prints at the end).
+            if snapshot is None or not snapshot.retired() or (output is None and fmt is not OutputFormat.table):
+                raise
+            con.close()
+            con = open_readonly(data)
+            with time_limit(con, timeout):
+                emit(execute(con, text), fmt, output, max_rows, stdout)
     finally:
         con.close()
