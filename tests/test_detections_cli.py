@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from analyzer.cli import app
@@ -124,3 +126,28 @@ def test_the_bundled_catalogue_by_id(runner: CliRunner) -> None:
     assert f"1 detection(s), {len(detection.cases)} case(s): {len(detection.cases)} passed, 0 failed" in result.output
     unknown = runner.invoke(app, ["detections", "test", "--only", "no-such-thing"])
     assert unknown.exit_code == 2 and "unknown detection" in unknown.output
+
+
+def test_list_and_show_take_user_folders_and_sigma_rules(runner: CliRunner, tmp_path: Path) -> None:
+    new(runner, tmp_path)
+    listed = runner.invoke(app, ["detections", "--queries", str(tmp_path), "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    assert "bucket-made-public" in {d["id"] for d in json.loads(listed.stdout)}
+    shown = runner.invoke(app, ["detections", "show", "bucket-made-public", "--queries", str(tmp_path)])
+    assert shown.exit_code == 0 and "SQL (bucket-made-public.sql)" in shown.output
+
+
+def test_show_prints_a_sigma_rule_with_its_bound_values_and_no_escapes(runner: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("sigma")
+    rule = tmp_path / "rule.yml"
+    rule.write_text(
+        'title: "evil \\e]8;;http://x\\a title"\nid: 0b9e0d0e-7d2c-4a53-9d5f-1f1f1f1f1f1f\nauthor: me\n'
+        "logsource:\n    product: aws\n    service: cloudtrail\n"
+        "detection:\n    selection:\n        eventName: DeleteTrail\n    condition: selection\nlevel: high\n"
+    )
+    shown = runner.invoke(
+        app, ["detections", "show", "sigma:0b9e0d0e-7d2c-4a53-9d5f-1f1f1f1f1f1f", "--sigma", str(rule)]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert '$sigma_0 = "DeleteTrail"' in shown.output and 'e."eventName" = $sigma_0' in shown.output
+    assert "\x1b" not in shown.output and "\x07" not in shown.output and "\\x1b" in shown.output

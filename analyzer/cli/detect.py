@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from analyzer.alerts import Format
+from analyzer.alerts.sanitize import visible
 from analyzer.cli.app import (
     ConfigOption,
     DataOption,
@@ -276,6 +277,8 @@ def detections_command(
     fmt: Annotated[
         ListFormat, typer.Option("--format", "-f", help="table, json, or markdown (the catalogue page).")
     ] = ListFormat.table,
+    queries: QueriesOption = None,
+    sigma: SigmaOption = None,
     config: ConfigOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -284,12 +287,10 @@ def detections_command(
     Example: analyzer detections --format json
     """
     from analyzer.cli.docs import catalogue_markdown, detection_dict  # docs imports the whole CLI: not at import
-    from analyzer.detect import load_catalogue
-
-    load_config(config, verbose)
+    settings = load_config(config, verbose)
     if ctx.invoked_subcommand is not None:
         return
-    catalogue = load_catalogue()
+    catalogue = run_catalogue(queries, sigma, quiet=True, config=settings).catalogue
     if fmt is ListFormat.json:
         stdout.print(json.dumps([detection_dict(d) for d in catalogue.values()], indent=2), markup=False)
     elif fmt is ListFormat.markdown:
@@ -325,6 +326,8 @@ def _catalogue_table(catalogue: Catalogue) -> Any:
 @_errors_to_exit
 def detections_show_command(
     detection_id: Annotated[str, typer.Argument(metavar="ID", help="A detection id (see `analyzer detections`).")],
+    queries: QueriesOption = None,
+    sigma: SigmaOption = None,
     config: ConfigOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -333,11 +336,12 @@ def detections_show_command(
     Example: analyzer detections show console-login-without-mfa
     """
     from analyzer.cli.docs import detection_text
-    from analyzer.detect import load_catalogue
 
-    load_config(config, verbose)
-    catalogue = load_catalogue()
+    settings = load_config(config, verbose)
+    catalogue = run_catalogue(queries, sigma, quiet=True, config=settings).catalogue
     if detection_id not in catalogue:
         raise typer.BadParameter(f"unknown detection {detection_id!r} (known: {', '.join(catalogue)})",
                                  param_hint="'ID'")
-    sys.stdout.write(detection_text(catalogue[detection_id]))
+    detection = catalogue[detection_id]
+    text = detection_text(detection)  # a user's file or a Sigma rule may hold terminal escapes: shown, not obeyed
+    sys.stdout.write(text if detection.origin == "bundled" else visible(text, keep_newlines=True))

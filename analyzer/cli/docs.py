@@ -113,6 +113,8 @@ def detection_text(d: Detection) -> str:
         if items:
             lines += [f"{title}:", *(f"  - {item}" for item in items), ""]
     lines += [f"SQL ({d.sql_path.name}):", "", d.sql.rstrip(), ""]
+    if d.bound:  # a Sigma rule's values: bound as parameters, never part of the SQL text
+        lines += ["Bound values:", *(f"  ${name} = {json.dumps(value)}" for name, value in d.bound.items()), ""]
     return "\n".join(lines)
 
 
