@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import polars as pl
 import pytest
 
 from analyzer.alerts import ALERT_COLUMNS, alert_dicts, alerts_frame, build_report, render, signin_series
-from analyzer.alerts.chart import nice_ceiling, signin_chart
+from analyzer.alerts.chart import axis_scale, nice_ceiling, signin_chart
 from analyzer.alerts.csv_format import COLUMNS
 from analyzer.alerts.records import alert_json_lines
 from analyzer.alerts.sanitize import FORMULA_START, markdown, terminal
@@ -127,10 +128,10 @@ def test_html_escapes_quotes_and_details() -> None:
     assert "<img" not in text and "&quot;&gt;&lt;img" in text and "<i>" not in text and "&lt;i&gt;" in text
 
 
-def test_html_is_self_contained_without_script() -> None:
+def test_html_is_self_contained_with_only_its_own_script() -> None:
     text = render(report(alert()), "html")
-    assert "<script" not in text.lower() and "http://" not in text.replace("http://www.w3.org/2000/svg", "")
-    assert "https://" not in text and "Content-Security-Policy" in text
+    assert text.lower().count("<script") == 1 and "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in text and "Content-Security-Policy" in text and " src=" not in text
 
 
 def signins(*rows: tuple[datetime, str, str | None, str]) -> pl.DataFrame:
@@ -191,6 +192,30 @@ def test_markdown_sanitiser_escapes_metacharacters() -> None:
 
 def test_chart_axis_maxima_are_round() -> None:
     assert [nice_ceiling(v) for v in (0, 1, 3, 7, 11, 60, 250)] == [1, 1, 5, 10, 20, 100, 500]
+
+
+@pytest.mark.parametrize(("maximum", "ticks"), [
+    (5, [0, 1, 2, 3, 4, 5]), (3, [0, 1, 2, 3]), (14, [0, 5, 10, 15]), (1, [0, 1]), (0, [0, 1]),
+    (250, [0, 50, 100, 150, 200, 250]), (1234, [0, 500, 1000, 1500]),
+])
+def test_chart_y_axis_labels_every_step(maximum: int, ticks: list[int]) -> None:
+    top, step = axis_scale(maximum)
+    assert list(range(0, top + 1, step)) == ticks
+    rows = [(datetime(2026, 11, 20, 10, tzinfo=UTC), "success", "a", "with_mfa")] * maximum
+    svg = signin_chart(signin_series(signins(*rows))) if maximum else ""
+    if maximum:
+        labels = [int(t) for t in re.findall(r'class="tick">(\d+)</text>', svg)]
+        assert labels[:len(ticks)] == ticks  # every tick labelled, not only 0 and the top
+
+
+def test_chart_legend_lists_only_what_is_drawn() -> None:
+    rows = [(datetime(2026, 11, 20, 10, tzinfo=UTC), "success", "a", "with_mfa")]
+    svg = signin_chart(signin_series(signins(*rows)))
+    legend = re.findall(r'class="label">([^<]+)</text>', svg)
+    assert "with MFA" in legend and "failures" not in legend and "without MFA" not in legend
+    assert "failure spike" not in legend
+    rows.append((datetime(2026, 11, 20, 11, tzinfo=UTC), "failure", None, "unknown"))
+    assert ">failures<" in signin_chart(signin_series(signins(*rows)))
 
 
 def test_chart_of_no_signins_says_so() -> None:

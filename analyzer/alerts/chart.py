@@ -1,4 +1,4 @@
-"""An inline SVG chart of console sign-ins (with/without MFA) and failure spikes.
+"""An inline SVG chart of sign-ins, console and IAM Identity Center (with/without MFA), and failures.
 
 Generated here rather than by a charting library so the HTML report stays one self-contained file
 with no script at all: bars carry native ``<title>`` tooltips, and every label is escaped.
@@ -44,14 +44,25 @@ def _label(bucket: datetime, hourly: bool) -> str:
     return bucket.strftime("%m-%d %H:00" if hourly else "%Y-%m-%d")
 
 
-def _axis(y0: int, height: int, maximum: int) -> list[str]:
+def axis_scale(value: float) -> tuple[int, int]:
+    """A readable count axis for a maximum of ``value``: (top, step), the step 1, 2 or 5 times 10^k,
+    whole, with at most 6 intervals and a top at or above ``value`` (5 → 0 1 2 3 4 5; 14 → 0 5 10 15)."""
+    target = max(value, 1)
+    for exponent in range(0, 19):
+        for base in (1, 2, 5):
+            step = base * 10**exponent
+            top = step * math.ceil(target / step)
+            if top / step <= 6:
+                return top, step
+    return int(target), int(target)  # pragma: no cover - 10^18 sign-ins
+
+
+def _axis(y0: int, height: int, top: int, step: int) -> list[str]:
     parts = []
-    for fraction in (0.0, 0.5, 1.0):
-        y = y0 + height - fraction * height
-        value = maximum * fraction
+    for value in range(0, top + 1, step):
+        y = y0 + height - value / top * height
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        if value == int(value):  # counts: no "2.5" on the axis
-            parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{int(value)}</text>')
+        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{value}</text>')
     return parts
 
 
@@ -64,9 +75,10 @@ def signin_chart(series: pl.DataFrame) -> str:
     plot_width = WIDTH - LEFT - RIGHT
     slot = plot_width / len(rows)
     bar = max(slot * 0.8, 0.5)
-    top_max = nice_ceiling(max(sum(r[c] for c, _, _ in SERIES) for r in rows))
-    bottom_max = nice_ceiling(max(r["failures"] for r in rows))
-    title = "Console sign-ins per " + ("hour" if hourly else "day") + " (with and without MFA) and failures"
+    top_max, top_step = axis_scale(max(sum(r[c] for c, _, _ in SERIES) for r in rows))
+    bottom_max, bottom_step = axis_scale(max(r["failures"] for r in rows))
+    title = ("Sign-ins (console and IAM Identity Center) per " + ("hour" if hourly else "day")
+             + ": with and without MFA, and failures")
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-labelledby="chart-title" class="chart">',
@@ -75,15 +87,18 @@ def signin_chart(series: pl.DataFrame) -> str:
         '.label{font:12px sans-serif;fill:#222}.spike{font:bold 11px sans-serif;fill:#8e0000}</style>',
     ]
     legend_x = LEFT
-    for _, label, colour in (*SERIES, ("", "failures", FAILURE_COLOUR), ("", "failure spike", SPIKE_COLOUR)):
+    drawn = [(label, colour) for column, label, colour in SERIES if any(r[column] for r in rows)]
+    drawn += [("failures", FAILURE_COLOUR)] if any(r["failures"] and not r["spike"] for r in rows) else []
+    drawn += [("failure spike", SPIKE_COLOUR)] if any(r["failures"] and r["spike"] for r in rows) else []
+    for label, colour in drawn:  # only what the chart shows: a legend entry with no bar is noise
         parts.append(f'<rect x="{legend_x}" y="6" width="12" height="12" fill="{colour}"/>')
         parts.append(f'<text x="{legend_x + 16}" y="16" class="label">{html_text(label)}</text>')
         legend_x += 34 + 7 * len(label)
     y0, height = TOP_PANEL
-    parts += _axis(y0, height, top_max)
+    parts += _axis(y0, height, top_max, top_step)
     parts.append(f'<text x="{LEFT}" y="{y0 - 14}" class="label">successful sign-ins</text>')
     b0, bheight = BOTTOM_PANEL
-    parts += _axis(b0, bheight, bottom_max)
+    parts += _axis(b0, bheight, bottom_max, bottom_step)
     parts.append(f'<text x="{LEFT}" y="{b0 - 14}" class="label">failed sign-ins</text>')
     every = max(1, math.ceil(len(rows) / 10))
     for i, row in enumerate(rows):

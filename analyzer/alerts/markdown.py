@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from analyzer.alerts import sanitize
-from analyzer.alerts.records import iso
+from analyzer.alerts.display import NO_SIGNINS, iso_seconds, window_text
 from analyzer.alerts.shape import by_urgency
 from analyzer.alerts.summary import CHANGE_COLUMN, UNKNOWN, Report, change_mark
 
@@ -20,7 +20,7 @@ ALERT_ROWS = 1000  # beyond this a ticket is unreadable; json, jsonl and html ca
 
 def _cell(value: object) -> str:
     if isinstance(value, datetime):
-        return iso(value) or ""
+        return iso_seconds(value)
     if isinstance(value, list):
         return sanitize.markdown(", ".join(str(v) for v in value))
     return sanitize.markdown(value)
@@ -37,14 +37,12 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, numeric:
 def render_markdown(report: Report) -> str:
     """The report as GitHub-flavoured Markdown."""
     summary = report.summary
-    since = iso(report.since) or "start of data"
-    until = iso(report.until) or "end of data"
-    lines = ["# CloudTrail detections", "", f"Window: {since} to {until}", ""]
+    lines = ["# CloudTrail detections", "", f"Window: {window_text(report, 'to', iso_seconds)}", ""]
     ran = len(report.detections)
     fired = sum(1 for n in report.detections.values() if n)
     changes = report.changes
     lines.append(
-        f"**{summary.alerts} alert(s)** covering {summary.events} event(s)"
+        f"**{summary.alerts} alert(s)** covering {summary.events} distinct event(s)"
         + (f" from {fired} of {ran} detection(s)" if ran else "")
         + f"; {summary.suppressed} suppressed by allowlists."
         + (f" Since the last report: {changes['new']} new, {changes['escalated']} escalated, "
@@ -71,7 +69,8 @@ def render_markdown(report: Report) -> str:
                 numeric={2, 3},
             )
     if summary.mfa_coverage is not None:
-        lines += ["## MFA coverage of successful console sign-ins", ""]
+        scope = "the alerts' principals" if summary.coverage_scope == "alerted" else "successful sign-ins"
+        lines += [f"## MFA coverage of {scope} (console and IAM Identity Center)", ""]
         coverage = summary.mfa_coverage
         if coverage.height:
             lines += _table(
@@ -83,7 +82,7 @@ def render_markdown(report: Report) -> str:
             if coverage.height > COVERAGE_ROWS:
                 lines += [f"... and {coverage.height - COVERAGE_ROWS} more principal(s).", ""]
         else:
-            lines += ["No successful console sign-ins in the window.", ""]
+            lines += [NO_SIGNINS[summary.coverage_scope], ""]
     lines += ["## Alerts", ""]
     if summary.alerts:
         marked = changes is not None

@@ -93,14 +93,16 @@ def html_text(value: object) -> str:
     return html.escape(text(value), quote=True)
 
 
-def html_block(value: object) -> str:
-    """For a ``<pre>`` block: line breaks kept, everything else as :func:`html_text`."""
+def html_block(value: object, *, quote: bool = True) -> str:
+    """For a ``<pre>`` block: line breaks kept, everything else as :func:`html_text`. ``quote=False``
+    leaves quotes as they are: they mean nothing in element text (only in attribute values), and a
+    page of pretty-printed JSON is a fifth smaller without ``&quot;``."""
     if value is None:
         return ""
     lines = str(value).split("\n")
     if all(line.isprintable() for line in lines):
-        return html.escape("\n".join(lines), quote=True)
-    return "\n".join(html_text(line) for line in lines)
+        return html.escape("\n".join(lines), quote=quote)
+    return "\n".join(html.escape(text(line), quote=quote) for line in lines)
 
 
 # -- secrets ------------------------------------------------------------------------------------------
