@@ -22,6 +22,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analyzer import connect, ingest
 from analyzer.sources.local import walk
@@ -282,3 +284,60 @@ def test_kill_9_mid_compaction_then_rerun_loses_nothing(tmp_path: Path) -> None:
     assert subprocess.run([*ANALYZER, "compact", "--data", str(data), "--quiet"]).returncode == 0
     assert rows(data) == expected
     assert len(list(data.glob("event_date=*/*.parquet"))) == 2  # one file per day
+
+
+# -- property: whatever the writes and wherever one dies, readers see whole commits, reruns converge ----
+
+POINTS = ["batch.staged", "batch.moved", "batch.committed", "compact.staged", "compact.moved", "compact.committed"]
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL inside the test process: nothing after it runs, no handler catches it."""
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(objects=st.integers(1, 5), rewrite=st.booleans(), point=st.sampled_from(POINTS), nth=st.integers(1, 3))
+def test_any_kill_point_of_any_write_leaves_whole_commits_and_a_rerun_converges(
+        tmp_path_factory: pytest.TempPathFactory, objects: int, rewrite: bool, point: str, nth: int) -> None:
+    import analyzer.store.compact as compact_module
+    import analyzer.store.dataset as dataset_module
+
+    root = tmp_path_factory.mktemp("property")
+    logs, data = root / "logs", root / "data"
+    for n in range(objects):
+        day = "20" if n % 2 else "21"
+        write_log(logs, log_key(n, f"P{n:015d}", day), [record(n * 10 + i, time=f"2026-11-{day}T10:0{i}:00Z")
+                                                       for i in range(3 + n)])
+    run = {"workers": 1, "batch_bytes": 1}  # one object per batch: many commits
+    assert ingest(walk([logs]), data, compact_partitions=False, **run).failed == 0
+    if rewrite:  # the next run replaces an object's rows (and keeps the old as evidence)
+        write_log(logs, log_key(0, f"P{0:015d}", "21"), [record(900 + i, time="2026-11-21T11:00:00Z")
+                                                        for i in range(4)])
+    write_log(logs, log_key(59, "Q000000000000001", "20"), [record(800), record(801)])
+    clean_root = root / "clean"
+    shutil.copytree(data, clean_root)
+    ingest(walk([logs]), clean_root, **run)
+    clean = rows(clean_root)
+
+    reached: Counter[str] = Counter()
+
+    def crash(name: str) -> None:
+        reached[name] += 1
+        if name == point and reached[name] == nth:
+            raise Killed
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dataset_module, "crash_point", crash)
+        patch.setattr(compact_module, "crash_point", crash)
+        with suppress(Killed):  # a write that runs to its end is a valid case too
+            ingest(walk([logs]), data, **run)
+    seen = rows(data)
+    assert len(seen) == len(set(seen))
+    assert dict(Counter(source for source, _, _ in seen)) == committed_objects(data)  # whole objects, committed
+    ingest(walk([logs]), data, **run)
+    assert rows(data) == clean
+    assert glob_count(data) == len(clean)
+    con = connect(data)
+    evidence = con.execute("select count(*) from events_superseded").fetchone()
+    con.close()
+    assert evidence == ((3,) if rewrite else (0,))
