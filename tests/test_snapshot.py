@@ -239,3 +239,16 @@ def test_sql_reads_the_new_snapshot_when_a_compaction_replaces_its_files(
     assert len(calls) == 2
     shown = out.read_text().split() if to_file else [w for w in result.output.split() if set(w) != {"─"}]
     assert shown[:2] == ["n", "60"]
+
+
+def test_the_quarantine_of_a_batch_that_never_committed_is_not_listed(tmp_path: Path) -> None:
+    logs, data = tmp_path / "logs", tmp_path / "data"
+    write_log(logs, log_key(0), [record(1), {"eventName": "NoTime"}])
+    assert ingest(walk([logs]), data, workers=1).quarantined == 1
+    with Dataset(data) as dataset:  # a writer killed after moving its quarantine file in, before its commit
+        dataset.manifest.begin_batch("deadbeefdeadbeef", ["_analyzer/quarantine/deadbeefdeadbeef.jsonl"])
+        shutil.copy(next(dataset.layout.quarantine.glob("*.jsonl")),
+                    dataset.layout.quarantine / "deadbeefdeadbeef.jsonl")
+        assert len(list(dataset.quarantined())) == 1
+        dataset.lock()  # the next writer removes it
+        assert len(list(dataset.layout.quarantine.glob("*.jsonl"))) == 1

@@ -270,8 +270,11 @@ class Dataset:
         return [self.root / f.path for f in self.manifest.live_files(day)]
 
     def quarantined(self) -> Iterator[dict[str, Any]]:
-        """Every quarantined record, oldest batch first."""
+        """Every quarantined record of a committed batch, oldest batch first."""
+        uncommitted = {batch for batch, _ in self.manifest.pending_batches()}  # a crash came before its commit
         for path in sorted(self.layout.quarantine.glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
+            if path.stem in uncommitted:
+                continue
             with open(path, encoding="utf-8") as handle:
                 for line in handle:
                     yield json.loads(line)
