@@ -207,8 +207,8 @@ def _group(detection: dict[str, Any], alerts: pl.DataFrame, names: dict[int, str
         f'<details class="group" data-detection="{html_text(detection["detection_id"])}"{opened}>'
         f'<summary>{_severity(severity)} <span class="gt mono">{html_text(detection["detection_id"])}</span> '
         f'<span class="gt">{html_text(detection["title"])}</span>'
-        f'<span class="gm"><span class="count">{len(rows)}</span> of {alerts.height} alert(s) · '
-        f'{detection["events"]} distinct event(s) · {_when_text(detection["first_seen"], detection["last_seen"])}'
+        f'<span class="gm"><span class="count">{len(rows)}</span> of {alerts.height:,} alert(s) · '
+        f'{detection["events"]:,} distinct event(s) · {_when_text(detection["first_seen"], detection["last_seen"])}'
         f"</span></summary>"
         f'<div class="row head">{head}</div><div class="rows">\n' + "\n".join(rows) + "\n</div>"
         + (f'<p class="more">… and {alerts.height - GROUP_ROWS} more, less urgent: the json, jsonl and csv reports '
@@ -253,7 +253,7 @@ def _tools(report: Report, listed: int) -> str:
     return (
         '<div class="tools needs-js"><input type="search" id="q" placeholder="Filter: principal, IP, account, '
         'detection, any evidence…" aria-label="filter alerts">'
-        f'{boxes}<span><b id="shown">{listed}</b> of {report.alerts.height} shown</span>'
+        f'{boxes}<span><b id="shown">{listed}</b> of {report.alerts.height:,} shown</span>'
         '<button type="button" id="expand">expand all</button><button type="button" id="collapse">fold all</button>'
         "</div>"
     )
@@ -265,10 +265,10 @@ def render_html(report: Report) -> str:
     ran = len(report.detections)
     fired = sum(1 for n in report.detections.values() if n)
     cards = [
-        f'<div class="card"><b>{summary.alerts}</b>alerts</div>',
-        f'<div class="card"><b>{summary.events}</b>distinct events</div>',
+        f'<div class="card"><b>{summary.alerts:,}</b>alerts</div>',
+        f'<div class="card"><b>{summary.events:,}</b>distinct events</div>',
         *(
-            f'<div class="card"><b>{r["alerts"]}</b>{_severity(r["severity"])}</div>'
+            f'<div class="card"><b>{r["alerts"]:,}</b>{_severity(r["severity"])}</div>'
             for r in summary.by_severity.to_dicts()
         ),
         f'<div class="card"><b>{summary.suppressed}</b>suppressed by allowlists</div>',
