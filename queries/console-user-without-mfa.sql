@@ -2,7 +2,7 @@
 -- From identity_changes: a successful CreateLoginProfile, with no successful EnableMFADevice for
 -- the same user (account + lower-cased user name) and no DeleteLoginProfile within
 -- $window_minutes after it. At the end of the data: a profile whose window has not yet elapsed
--- by the last event read (data_extent.last_event) is not reported by this run; the run whose
+-- by the last event read (no event at or after its deadline) is not reported by this run; the run whose
 -- data covers the whole window reports it (lookback = the window, and the alert's last_seen is
 -- the moment the window closed), so each profile is reported once by consecutive runs.
 with profiles as (
@@ -58,5 +58,6 @@ select
         'no_mfa_until', w.deadline
     ) as details
 from waiting as w
-cross join data_extent as d
-where w.deadline <= d.last_event
+-- the window has elapsed by the last event read (data_extent.last_event >= deadline), said as an EXISTS:
+-- with no profile waiting (the usual night) DuckDB then reads no events at all (5M events: 0.08 s, was 0.57 s)
+where exists (select 1 from events as later where later.eventTime >= w.deadline)

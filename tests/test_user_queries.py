@@ -319,3 +319,19 @@ def test_the_config_file_names_folders_relative_to_itself(runner: CliRunner, dat
     )
     ids = {json.loads(line)["detection_id"] for line in result.stdout.splitlines() if line.strip()}
     assert "flag-rule" in ids and "my-rule" not in ids
+
+
+def test_an_existence_probe_of_events_is_not_a_first_read(tmp_path: Path) -> None:
+    """``exists (select 1 from events ...)`` (as console-user-without-mfa asks whether the data reaches past a
+    deadline) is not the read the selective-first-step lint is about; reading events unfiltered still is."""
+    over_view = (
+        "select null as severity, account_id, region, principal, user_name, source_ip, user_agent,\n"
+        "    eventTime as first_seen, eventTime as last_seen, 1 as count, [eventID] as event_ids,\n"
+        "    json_object('root_severity', $root_severity) as details\n"
+        "from console_signins as s\n"
+        "where exists (select 1 from events as later where later.eventTime >= s.eventTime + interval 1 hour)\n"
+    )
+    check_user_detections(load_catalogue(extra=[user_detection(tmp_path / "probe", sql=over_view)]))
+    unfiltered = over_view.replace("from console_signins as s\n", "from console_signins as s, (select 1 from events)\n")
+    with pytest.raises(CatalogueError, match="first read of events must filter"):
+        check_user_detections(load_catalogue(extra=[user_detection(tmp_path / "read", sql=unfiltered)]))
