@@ -37,6 +37,8 @@ CSP = (f"default-src 'none'; script-src {csp_hash()}; style-src 'unsafe-inline';
 EVENT_IDS_SHOWN = 20
 #: A principal in an alert row is cut in its middle to this many characters (whole in its evidence).
 PRINCIPAL_CHARS = 44
+#: The summary column's text at most (about what a row shows at 1400 px; the evidence has it all).
+SUMMARY_CHARS = 72
 #: Alerts a detection's group lists, most urgent first (a noisy detection must not bury the page).
 GROUP_ROWS = 500
 #: Groups of these severities and at most OPEN_ROWS alerts start open; the others start folded, so
@@ -190,6 +192,7 @@ def _group(detection: dict[str, Any], alerts: pl.DataFrame, names: dict[int, str
         epoch = int(first.timestamp()) if isinstance(first, datetime) else 0
         details = details_object(row["details"])
         summary = f"{row['count']} event(s)" + (f" · {p}" if (p := _preview(details)) else "")
+        summary = summary if len(summary) <= SUMMARY_CHARS else summary[:SUMMARY_CHARS - 1] + "…"  # the rest: evidence
         mark = _change(row[CHANGE_COLUMN]) if marked else ""
         sev = str(row["severity"]).lower()
         rows.append(  # sorting reads data-r/t/n and the cells' text (data-c: the column)

@@ -194,7 +194,7 @@ def detect_command(
             timeout=timeout if timeout is not None else seconds(settings.settings.detect.timeout),
         )
         signins = console_signins(con, since=run.since, until=run.until) if wants_signins else None
-        open_ended = not alerts_only and (run.since is None or run.until is None)
+        open_ended = wants_signins and (run.since is None or run.until is None)  # reports that show the window
         return run, signins, *(data_extent(con) if open_ended else (None, None))
 
     # the committed snapshot (connect() keeps DuckDB's progress bar off stdout); once more on the new
