@@ -252,3 +252,36 @@ def test_the_quarantine_of_a_batch_that_never_committed_is_not_listed(tmp_path: 
         assert len(list(dataset.quarantined())) == 1
         dataset.lock()  # the next writer removes it
         assert len(list(dataset.layout.quarantine.glob("*.jsonl"))) == 1
+
+
+def on_disk(data: Path) -> list[str]:
+    return sorted(str(p.relative_to(data)) for p in data.glob("event_date=*/*.parquet"))
+
+
+def test_a_failed_compaction_commit_takes_its_file_out_again(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from analyzer.store.manifest import Manifest
+
+    def full(*args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    before = on_disk(data)
+    monkeypatch.setattr(Manifest, "commit_compaction", full)
+    with Dataset(data) as dataset:
+        dataset.lock()
+        stats = compact(dataset)
+        assert len(stats.failures) == 2 and dataset.manifest.pending_batches() == []
+        assert on_disk(data) == before == sorted(f.path for f in dataset.manifest.live_files())
+
+
+def test_a_failed_batch_commit_takes_its_files_out_again(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from analyzer.store.manifest import Manifest
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    before = on_disk(data)
+    write_log(data.parent / "more", log_key(40, "Later00000000001"), [record(700)])
+    monkeypatch.setattr(Manifest, "commit_batch", full)
+    with pytest.raises(sqlite3.OperationalError):
+        ingest(walk([data.parent / "more"]), data, workers=1)
+    assert on_disk(data) == before and count(data) == 60

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -256,10 +257,15 @@ def _merge_groups(dataset: Dataset, day: str, groups: list[list[_Input]], stats:
                           min(times) if times else None, max(times) if times else None)
         dataset.manifest.begin_batch(job, [output.path])  # pending: rolled back if no commit follows
         crash_point("compact.staged")
-        os.replace(tmp, final)  # in place, not yet part of the dataset
-        fsync_path(partition)
-        crash_point("compact.moved")
-        dataset.manifest.commit_compaction(job, output, inputs)  # the commit point
+        try:
+            os.replace(tmp, final)  # in place, not yet part of the dataset
+            fsync_path(partition)
+            crash_point("compact.moved")
+            dataset.manifest.commit_compaction(job, output, inputs)  # the commit point
+        except Exception:
+            dataset.roll_back(job, [final])
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise
         crash_point("compact.committed")
         dataset.remove_retired(inputs)
         tmp_dir.rmdir()
@@ -305,7 +311,7 @@ def compact(
         try:
             with _returning_memory_pool():
                 compact_partition(dataset, day, stats)
-        except (OSError, ValueError, pa.ArrowException, RuntimeError) as exc:
+        except (OSError, ValueError, pa.ArrowException, RuntimeError, sqlite3.Error) as exc:
             # The partition keeps its files (still correct, only slower); the next run retries it.
             stats.failures.append((str(dataset.layout.partition(day)), f"{type(exc).__name__}: {exc}"))
             continue

@@ -233,23 +233,34 @@ class Dataset:
         for src, _, _ in added:  # workers write without waiting for the disk; durability is ours
             fsync_path(src)
         crash_point("batch.staged")
-        for src, dst, _ in added:  # in place, but not part of the dataset before the commit
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-        for folder in {dst.parent for _, dst, _ in added}:
-            fsync_path(folder)
-        crash_point("batch.moved")
         stale = {r.kept.day if r.kept else r.evidence.day if r.evidence else "" for r in replacements} - {""}
-        self.manifest.commit_batch(
-            batch, outcomes, sorted({f.day for f in files}),
-            added=[file for _, _, file in added if file is not None],
-            retired=[r.retired for r in replacements], stale=sorted(stale), rewrites=rewrites,
-        )
+        try:
+            for src, dst, _ in added:  # in place, but not part of the dataset before the commit
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+            for folder in {dst.parent for _, dst, _ in added}:
+                fsync_path(folder)
+            crash_point("batch.moved")
+            self.manifest.commit_batch(
+                batch, outcomes, sorted({f.day for f in files}),
+                added=[file for _, _, file in added if file is not None],
+                retired=[r.retired for r in replacements], stale=sorted(stale), rewrites=rewrites,
+            )
+        except Exception:
+            self.roll_back(batch, [dst for _, dst, _ in added])
+            raise
         crash_point("batch.committed")
         self.remove_retired([r.retired for r in replacements])
         for folder in {self.tmp_dir(batch), *(src.parent for src, _, _ in added)}:
             if folder.is_relative_to(self.layout.tmp):
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def roll_back(self, batch: str, paths: Sequence[Path]) -> None:
+        """Undo a batch or compaction whose commit failed (a full disk...): take out what it had moved
+        into place, so that not even a glob sees it, and forget it."""
+        for path in paths:
+            path.unlink(missing_ok=True)
+        self.manifest.forget_batch(batch)
 
     def remove_retired(self, paths: Sequence[str]) -> None:
         """Delete files a commit retired, then forget them (a crash between: the next writer redoes it)."""
