@@ -1,4 +1,8 @@
-"""The README's Python blocks run as written (a wrong example is the first thing a newcomer copies)."""
+"""The README's Python blocks run as written (a wrong example is the first thing a newcomer copies).
+
+Blocks fenced ```` ```python ```` run here; ```` ```py ```` marks reference one-liners that need a dataset
+and other tools (the read recipes: tests/test_read_recipes.py runs each of them).
+"""
 
 from __future__ import annotations
 
