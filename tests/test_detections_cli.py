@@ -151,3 +151,23 @@ def test_show_prints_a_sigma_rule_with_its_bound_values_and_no_escapes(runner: C
     assert shown.exit_code == 0, shown.output
     assert '$sigma_0 = "DeleteTrail"' in shown.output and 'e."eventName" = $sigma_0' in shown.output
     assert "\x1b" not in shown.output and "\x07" not in shown.output and "\\x1b" in shown.output
+
+
+def test_a_case_run_is_sandboxed_too(runner: CliRunner, tmp_path: Path) -> None:
+    """`detections test` runs a user's SQL on sealed connections: a file read fails, and its content never shows."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cr3t-never-shown")
+    folder = tmp_path / "mine"
+    new(runner, folder)
+    sql = folder / "bucket-made-public.sql"
+    sql.write_text(
+        sql.read_text().replace(
+            "    json_object('target_user_name', target_user_name) as details\nfrom for_other_users",
+            "    json_object('target_user_name', target_user_name, 'stolen', s.content) as details\n"
+            f"from for_other_users, \"read_text\"('{secret}') as s",
+        )
+    )
+    result = runner.invoke(app, ["detections", "test", str(folder)])
+    assert result.exit_code == 1
+    assert "Permission Error" in result.output and "0 passed" in result.output
+    assert "s3cr3t-never-shown" not in result.output
