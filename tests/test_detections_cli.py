@@ -124,6 +124,8 @@ def test_the_bundled_catalogue_by_id(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     detection = load_catalogue()["root-activity"]
     assert f"1 detection(s), {len(detection.cases)} case(s): {len(detection.cases)} passed, 0 failed" in result.output
+    checkout = runner.invoke(app, ["detections", "test", str(default_queries_dir()), "--only", "root-activity"])
+    assert checkout.exit_code == 0, checkout.output  # the catalogue's own folder is the catalogue, not a clash
     unknown = runner.invoke(app, ["detections", "test", "--only", "no-such-thing"])
     assert unknown.exit_code == 2 and "unknown detection" in unknown.output
 

@@ -312,6 +312,8 @@ def test_detect_sigma_end_to_end(runner: Any, tmp_path: Path) -> None:
     assert sigma == ["sigma:e31c44c9-65f0-4bc3-8634-b988842d7d3b", "sigma:fd0804c4-9ebc-47e6-a8b1-0521d5168b3f"]
     assert "console-login-without-mfa" in {a["detection_id"] for a in alerts}  # the catalogue ran beside them
     assert "skipped" in result.output and "keyword_only.yml" in result.output
+    assert "skipped 1 rule(s) whose log source is not aws/cloudtrail" in result.output  # one line, not one each
+    assert "not_cloudtrail.yml" not in result.output
 
 
 def test_detect_sigma_only_one_rule(runner: Any, tmp_path: Path) -> None:

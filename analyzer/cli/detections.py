@@ -53,10 +53,12 @@ def detections_test_command(
 
     Example: analyzer detections test ./my-detections
     """
-    from analyzer.detect import CatalogueError, load_catalogue
+    from analyzer.detect import CatalogueError, default_queries_dir, load_catalogue
     from analyzer.detect.lint import lint_catalogue
 
     load_config(config, verbose)
+    if directory is not None and directory.resolve() == default_queries_dir().resolve():
+        directory = None  # the bundled catalogue itself (a checkout's queries/)
     try:
         # a user's folder loads beside the bundled catalogue, so an id they share is reported too
         catalogue = load_catalogue(extra=[directory] if directory is not None else [])

@@ -14,6 +14,9 @@ import typer
 from analyzer.alerts.sanitize import visible
 from analyzer.cli.app import stderr
 
+#: How analyzer.sigma.rules words a rule of another log source (not imported here: pySigma is optional).
+NOT_CLOUDTRAIL = "not a CloudTrail rule"
+
 if TYPE_CHECKING:
     from analyzer.config import Config
     from analyzer.detect.extra import RunCatalogue
@@ -50,8 +53,14 @@ def run_catalogue(
     sigma = sigma or _configured(config, "sigma")
     loaded = load_run_catalogue(queries, sigma)
     if not quiet:
+        other_sources = [path for path, reason in loaded.sigma_skipped if reason.startswith(NOT_CLOUDTRAIL)]
         for path, reason in loaded.sigma_skipped:
-            stderr.print(visible(f"sigma: skipped {path}: {reason}"), markup=False)
+            if not reason.startswith(NOT_CLOUDTRAIL):
+                stderr.print(visible(f"sigma: skipped {path}: {reason}"), markup=False)
+        if other_sources:  # a whole Sigma checkout holds thousands: one line, not one each
+            stderr.print(
+                f"sigma: skipped {len(other_sources)} rule(s) whose log source is not aws/cloudtrail", markup=False
+            )
         if sigma:
             stderr.print(
                 f"sigma: {loaded.sigma_detections} rule(s) converted, {len(loaded.sigma_skipped)} skipped", markup=False
