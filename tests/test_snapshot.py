@@ -136,6 +136,22 @@ def as_older_version(data: Path, change: Callable[[sqlite3.Connection], None]) -
         db.commit()
 
 
+def test_an_older_merge_killed_before_its_rename_keeps_its_inputs(data: Path) -> None:
+    day = data / "event_date=2026-11-21"
+    inputs = sorted(day.glob("*.parquet"))
+
+    def journal(db: sqlite3.Connection) -> None:  # recorded, killed before the rename: not committed
+        db.execute("insert into compactions(id, output, inputs) values (?, ?, ?)",
+                   ("0123456789abcdef", "event_date=2026-11-21/part-0123456789abcdef-compacted-2026-11-21.parquet",
+                    json.dumps([str(p.relative_to(data)) for p in inputs])))
+
+    as_older_version(data, journal)
+    assert count(data) == 60
+    with Dataset(data) as dataset:
+        dataset.lock()
+    assert all(p.exists() for p in inputs) and count(data) == 60
+
+
 def test_an_older_dataset_is_adopted_once_from_disk(data: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The older version's journal is honoured: a merge renamed into place (its commit, then) retires
     its inputs; a batch still pending was never committed."""

@@ -120,7 +120,7 @@ def files_on_disk(layout: Layout) -> list[Path]:
     return data + sorted(layout.superseded.glob(f"*{EVIDENCE_SUFFIX}"))
 
 
-def _uncommitted(db: sqlite3.Connection) -> tuple[set[str], list[tuple[str, list[str]]]]:
+def _uncommitted(db: sqlite3.Connection, root: Path) -> tuple[set[str], list[tuple[str, list[str]]]]:
     """What an older writer left: files of pending batches (never committed) and, per compaction
     whose output had been renamed into place (committed, in that version), the inputs it replaced."""
     pending: set[str] = set()
@@ -131,13 +131,14 @@ def _uncommitted(db: sqlite3.Connection) -> tuple[set[str], list[tuple[str, list
             pending.update(json.loads(files))
     if "compactions" in tables:
         for job, output, inputs in db.execute("select id, output, inputs from compactions"):
-            retired.append((job, json.loads(inputs) if output not in pending else []))
+            if (root / output).exists():  # renamed into place: committed; else the inputs are the data
+                retired.append((job, json.loads(inputs)))
     return pending, retired
 
 
 def scan(layout: Layout, db: sqlite3.Connection | None) -> tuple[list[DataFile], list[tuple[str, str]]]:
     """An older dataset's snapshot from disk: (live files, (retired path, by whom) to remove)."""
-    pending, compactions = _uncommitted(db) if db is not None else (set(), [])
+    pending, compactions = _uncommitted(db, layout.root) if db is not None else (set(), [])
     root = layout.root
     replaced = {path: job for job, inputs in compactions for path in inputs}
     on_disk = files_on_disk(layout)
