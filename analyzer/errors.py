@@ -13,7 +13,20 @@ class ExitCode(IntEnum):
     USAGE = 2  # wrong flags or arguments (Typer's own convention)
     FINDINGS = 3  # detections found alerts at or above --fail-on (the prowler convention)
     PARTIAL = 4  # the run completed, but some objects failed or records were quarantined
+    NO_DATA = 5  # the window holds no events: a wrong --data, an empty dataset, a window past the data's end
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell's convention)
 
 
 class AnalyzerError(Exception):
     """An error the user can act on; the CLI prints its message (no traceback) and exits 1."""
+
+
+class UsageError(AnalyzerError):
+    """A wrong argument or option value: the CLI prints it as one line and exits 2.
+
+    ``option`` names what is to blame (``--since``), so the library and the CLI word it alike.
+    """
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option

@@ -64,10 +64,16 @@ def at_or_above(alerts: pl.DataFrame, severity: str) -> pl.DataFrame:
     return alerts.filter(pl.col("severity").str.to_lowercase().is_in(wanted))
 
 
+#: After severity (most severe first), what orders alerts: oldest first, then these, so that ties are
+#: fully broken and a rerun lists the same alerts in the same order.
+URGENCY_TIES: tuple[str, ...] = ("first_seen", "detection_id", "principal", "source_ip", "last_seen", "details")
+
+
 def by_urgency(alerts: pl.DataFrame) -> pl.DataFrame:
-    """Alerts most severe first, then oldest first (the order every renderer lists them in)."""
-    return (
-        alerts.with_columns(rank().alias("_rank"))
-        .sort(["_rank", "first_seen", "detection_id"], descending=[True, False, False], nulls_last=True)
-        .drop("_rank")
-    )
+    """Alerts most severe first, then oldest first (ties: :data:`URGENCY_TIES`): the one order, in which
+    :func:`~analyzer.detect.run_detections` returns alerts and every renderer lists them."""
+    if alerts.is_empty():
+        return alerts
+    ties = [name for name in URGENCY_TIES if name in alerts.columns]
+    return alerts.sort([rank(), *ties], descending=[True, *(False for _ in ties)], nulls_last=True,
+                       maintain_order=True)

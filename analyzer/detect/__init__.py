@@ -2,8 +2,8 @@
 
     from analyzer import connect
     from analyzer.detect import run_detections, load_catalogue
-    run = run_detections(connect("./ctdata"), since=parse_timespec("7d"))
-    run.alerts            # Polars DataFrame in the alert shape (ALERT_COLUMNS)
+    run = run_detections(connect("./ctdata"), since="7d")   # or a datetime, "2026-11-20", "T-2h"
+    run.alerts            # Polars DataFrame in the alert shape (ALERT_COLUMNS), most urgent first
 """
 
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
         default_queries_dir,
         load_catalogue,
     )
-    from analyzer.detect.engine import DetectionRun, Window, run_detections
+    from analyzer.detect.engine import DetectionRun, run_detections
     from analyzer.detect.lint import lint_catalogue
     from analyzer.detect.params import merge_overrides, params_from_config, parse_param_overrides, resolve_params
     from analyzer.detect.severity import SEVERITIES, SEVERITY_MEANINGS
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         severity_rank,
     )
     from analyzer.timespec import parse_timespec
+    from analyzer.window import Window
 else:
     __getattr__, __dir__ = lazy_exports(__name__, {
         "analyzer.detect.allowlist": ["Allowlist"],
@@ -46,7 +47,7 @@ else:
             "Case", "Catalogue", "CatalogueError", "CisControl", "Detection", "Parameter", "Technique",
             "default_queries_dir", "load_catalogue",
         ],
-        "analyzer.detect.engine": ["DetectionRun", "Window", "run_detections"],
+        "analyzer.detect.engine": ["DetectionRun", "run_detections"],
         "analyzer.detect.lint": ["lint_catalogue"],
         "analyzer.detect.params": ["merge_overrides", "params_from_config", "parse_param_overrides", "resolve_params"],
         "analyzer.detect.severity": ["SEVERITIES", "SEVERITY_MEANINGS"],
@@ -55,6 +56,7 @@ else:
             "severity_rank",
         ],
         "analyzer.timespec": ["parse_timespec"],
+        "analyzer.window": ["Window"],
     })
 
 __all__ = [

@@ -26,10 +26,11 @@ import polars as pl
 from analyzer.detect.allowlist import Allowlist
 from analyzer.detect.catalogue import Catalogue, Detection, load_catalogue
 from analyzer.detect.params import Overrides, resolve_params
-from analyzer.detect.shape import ALERT_COLUMNS, ALERT_SCHEMA, SEVERITIES, empty_alerts, severity_rank, wrap_query
+from analyzer.detect.shape import ALERT_COLUMNS, ALERT_SCHEMA, SEVERITIES, empty_alerts, wrap_query
 from analyzer.errors import AnalyzerError
 from analyzer.store.sandbox import SandboxError, check_statements, time_limit
 from analyzer.timespec import utc
+from analyzer.window import TimeLike, Window, parse_window
 
 
 @dataclass
@@ -50,33 +51,19 @@ class DetectionRun:
         return list(self.counts)
 
 
-@dataclass(frozen=True)
-class Window:
-    """The half-open UTC window ``[since, until)``; either end may be open."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def __post_init__(self) -> None:
-        if self.since and self.until and self.since >= self.until:
-            raise AnalyzerError(f"--since ({self.since.isoformat()}) must be before --until ({self.until.isoformat()})")
-
-    @property
-    def bounded(self) -> bool:
-        return self.since is not None or self.until is not None
-
-    def predicate(self, lookback: timedelta = timedelta(0)) -> str:
-        """SQL conditions for this window (our own formatted datetimes; safe to inline)."""
-        terms: list[str] = []
-        if self.since is not None:
-            start = self.since - lookback
-            terms.append(f"event_date >= {_date_literal(start.date())}")
-            terms.append(f"eventTime >= {_timestamp_literal(start)}")
-        if self.until is not None:
-            last_day = (self.until - timedelta(microseconds=1)).date()
-            terms.append(f"event_date <= {_date_literal(last_day)}")
-            terms.append(f"eventTime < {_timestamp_literal(self.until)}")
-        return " and ".join(terms) or "true"
+def window_predicate(window: Window, lookback: timedelta = timedelta(0)) -> str:
+    """SQL conditions for ``window`` (our own formatted datetimes; safe to inline): ``event_date`` for
+    partition pruning, ``eventTime`` for the exact bounds; ``lookback`` reaches back before ``since``."""
+    terms: list[str] = []
+    if window.since is not None:
+        start = window.since - lookback
+        terms.append(f"event_date >= {_date_literal(start.date())}")
+        terms.append(f"eventTime >= {_timestamp_literal(start)}")
+    if window.until is not None:
+        last_day = (window.until - timedelta(microseconds=1)).date()
+        terms.append(f"event_date <= {_date_literal(last_day)}")
+        terms.append(f"eventTime < {_timestamp_literal(window.until)}")
+    return " and ".join(terms) or "true"
 
 
 def _date_literal(value: date) -> str:
@@ -109,8 +96,8 @@ def _enable_metadata_cache(con: duckdb.DuckDBPyConnection) -> None:
 def run_detections(
     con: duckdb.DuckDBPyConnection,
     *,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
     only: Iterable[str] | None = None,
     params: Overrides | None = None,
     allowlist: Allowlist | Mapping[str, Any] | None = None,
@@ -118,6 +105,10 @@ def run_detections(
     timeout: float | None = None,
 ) -> DetectionRun:
     """Run the selected detections (all by default) over ``events`` in ``[since, until)``.
+
+    ``since``/``until`` are datetimes (naive ones are UTC) or the CLI's time specs (``"7d"``,
+    ``"2026-11-20"``, ``"T-2h"``: :func:`analyzer.window.parse_window`); None is the start or end of
+    the data. Returns a :class:`DetectionRun`: ``run.alerts`` is the Polars frame of alerts.
 
     ``params`` maps detection id → parameter name → value (text or typed; see
     :mod:`analyzer.detect.params`); ``allowlist`` is an :class:`Allowlist` or the ``[allowlist]``
@@ -129,7 +120,7 @@ def run_detections(
     selected = catalogue.select(only)
     effective = resolve_params(catalogue, selected, params)
     rules = allowlist if isinstance(allowlist, Allowlist) else Allowlist.from_mapping(allowlist)
-    window = Window(utc(since) if since else None, utc(until) if until else None)
+    window = parse_window(since, until)
 
     _enable_metadata_cache(con)
     frames: list[pl.DataFrame] = []
@@ -149,8 +140,8 @@ def run_detections(
             lookback = lookback_of(detection)
             if window.bounded and lookback != shadow:
                 con.execute(
-                    f"create or replace temporary view events as select * from {base} "  # noqa: S608 - see Window.predicate
-                    f"where {window.predicate(lookback)}"
+                    f"create or replace temporary view events as select * from {base} "  # noqa: S608 - see window_predicate
+                    f"where {window_predicate(window, lookback)}"
                 )
                 shadow = lookback
             with time_limit(con, None if deadline is None else max(deadline - time.monotonic(), 0.001)):
@@ -207,10 +198,8 @@ def _run_one(con: duckdb.DuckDBPyConnection, detection: Detection, values: Mappi
 
 
 def _ordered(alerts: pl.DataFrame) -> pl.DataFrame:
-    """Most urgent first, then oldest first: the order a person works through them."""
-    if alerts.is_empty():
-        return alerts.select(ALERT_COLUMNS)
-    rank = pl.col("severity").replace_strict({s: -severity_rank(s) for s in SEVERITIES}, return_dtype=pl.Int32)
-    ties = ("first_seen", "detection_id", "principal", "source_ip", "last_seen", "details")
-    keys = [rank, *(pl.col(c) for c in ties)]
-    return alerts.sort(keys, nulls_last=True, maintain_order=True).select(ALERT_COLUMNS)
+    """Most urgent first, then oldest first: the order a person works through them (the one order,
+    :func:`analyzer.alerts.shape.by_urgency`, which renderers use too)."""
+    from analyzer.alerts.shape import by_urgency
+
+    return by_urgency(alerts.select(ALERT_COLUMNS))

@@ -130,8 +130,9 @@ def date_prefixes(window: Window, *, now: datetime | None = None, within: str = 
     folder exists for the future).
     """
     now = now or datetime.now(UTC)
-    first = max(window.since.astimezone(UTC).date(), CLOUDTRAIL_EPOCH)
-    last = min(window.until + DELIVERY_SLACK, max(now, window.since)).astimezone(UTC).date()
+    since, until = window.span()
+    first = max(since.astimezone(UTC).date(), CLOUDTRAIL_EPOCH)
+    last = min(until + DELIVERY_SLACK, max(now, since)).astimezone(UTC).date()
     prefixes: list[str] = []
     day = first
     while day <= last:

@@ -1,14 +1,18 @@
 """The window a pull covers, and the watermark that sets the next run's default window.
 
-Times are UTC throughout because CloudTrail's key layout (``YYYY/MM/DD/``) is UTC. A window is a
-half-open interval ``[since, until)`` (as for ``detect``; ``--since``/``--until`` values are parsed
-by :mod:`analyzer.timespec`); which key prefixes it needs is :mod:`analyzer.sources.layout`'s business.
+Times are UTC throughout because CloudTrail's key layout (``YYYY/MM/DD/``) is UTC. The window is
+:class:`analyzer.window.Window` (the one ``detect`` uses too), with both ends resolved here; which
+key prefixes it needs is :mod:`analyzer.sources.layout`'s business.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from analyzer.window import Window
+
+__all__ = ["DEFAULT_LOOKBACK", "LATE_DELIVERY_MARGIN", "Window", "format_watermark", "parse_watermark",
+           "resolve_window", "utcnow"]
 
 #: The default look-back of a first pull, and the margin re-listed before the last watermark
 #: (late-delivered files land in day folders the previous run already listed).
@@ -18,24 +22,6 @@ LATE_DELIVERY_MARGIN = timedelta(days=1)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Window:
-    """The UTC interval ``[since, until)`` a pull covers."""
-
-    since: datetime
-    until: datetime
-
-    def __post_init__(self) -> None:
-        if self.since.tzinfo is None or self.until.tzinfo is None:
-            raise ValueError("window times must be timezone-aware")
-        if self.since >= self.until:
-            raise ValueError(f"empty window: since {self.since:%Y-%m-%dT%H:%MZ} is not before "
-                             f"until {self.until:%Y-%m-%dT%H:%MZ}")
-
-    def __str__(self) -> str:
-        return f"{self.since:%Y-%m-%dT%H:%MZ} → {self.until:%Y-%m-%dT%H:%MZ}"
 
 
 def resolve_window(
