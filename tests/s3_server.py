@@ -440,3 +440,374 @@ def dataset_rows(data: Path) -> list[tuple[str, str, int]]:
     rows = duckdb.sql("select eventID, source_object, record_index from read_parquet($files) order by all",
                       params={"files": files}).fetchall()
     return [(str(a), str(b), int(c)) for a, b, c in rows]
+
+
+# -- IAM, STS and Organizations (the posture tests) -----------------------------------------------
+# The same moto server answers IAM, STS and Organizations. What its APIs cannot set (the root
+# user's MFA and keys, when a password was last used, when a user was made) is set in the
+# in-process backend, as seed() does for S3; everything the code under test does goes over HTTP.
+IAM_READ_ACTIONS = ["iam:GenerateCredentialReport", "iam:GetCredentialReport", "iam:ListMFADevices",
+                    "iam:ListVirtualMFADevices", "iam:GetAccountSummary", "iam:GetAccountPasswordPolicy"]
+
+
+def iam_backend(account_id: str) -> Any:
+    """The in-process moto IAM backend of ``account_id``."""
+    from moto.iam.models import iam_backends
+
+    return iam_backends[account_id]["aws"]
+
+
+def set_root(account_id: str, *, mfa: bool | None = None, access_keys: bool | None = None,
+             password_last_used: datetime | None = None) -> None:
+    """The root user's settings, as GetAccountSummary (and the credential report's root row) show them."""
+    backend = iam_backend(account_id)
+    if mfa is not None:
+        backend.account_summary._account_mfa_enabled = int(mfa)
+    if access_keys is not None:
+        backend.account_summary._account_access_keys_present = int(access_keys)
+    if password_last_used is not None:
+        backend._root_password_last_used = password_last_used
+
+
+def set_user(account_id: str, user_name: str, *, password_last_used: datetime | None = None,
+             created: datetime | None = None) -> None:
+    """A user's last console sign-in (what IAM records) or creation time (its password's, too)."""
+    user = iam_backend(account_id).users[user_name]
+    if password_last_used is not None:
+        user.password_last_used = password_last_used
+    if created is not None:
+        user.create_date = created
+
+
+@pytest.fixture
+def aws_root_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credential reports start with the ``<root_account>`` row AWS writes (moto leaves it out), built
+    from the root settings of :func:`set_root`."""
+    from moto.iam.models import IAMBackend
+
+    original = IAMBackend.get_credential_report
+
+    def with_root(self: Any) -> str:
+        header, _, users = original(self).partition("\n")
+        summary = self.account_summary
+        used = getattr(self, "_root_password_last_used", None)
+        keys = "true" if summary._account_access_keys_present else "false"
+        rotated = "2020-01-01T00:00:00+00:00" if summary._account_access_keys_present else "N/A"
+        row = (f"<root_account>,arn:aws:iam::{self.account_id}:root,2015-01-01T00:00:00+00:00,not_supported,"
+               f"{used.strftime('%Y-%m-%dT%H:%M:%S+00:00') if used else 'no_information'},not_supported,"
+               f"not_supported,{'true' if summary._account_mfa_enabled else 'false'},{keys},{rotated},N/A,N/A,N/A,"
+               "false,N/A,N/A,N/A,N/A,false,N/A,false,N/A")
+        return f"{header}\n{row}\n{users}"
+
+    monkeypatch.setattr(IAMBackend, "get_credential_report", with_root)
+
+
+def credentials(response: dict[str, Any]) -> dict[str, str]:
+    """boto3 client arguments from an AssumeRole response or an access key."""
+    if "Credentials" in response:
+        c = response["Credentials"]
+        return {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
+                "aws_session_token": c["SessionToken"]}
+    key = response["AccessKey"]
+    return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+
+
+def aws_client(server: S3Server, service: str, creds: dict[str, str] | None = None, endpoint_url: str | None = None,
+               **config: Any) -> Any:
+    config.setdefault("retries", {"mode": "standard", "total_max_attempts": 3})
+    creds = creds or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    return boto3.client(service, endpoint_url=endpoint_url or server.endpoint_url, region_name="us-east-1",
+                        config=Config(**config), **creds)
+
+
+def in_account(server: S3Server, account_id: str) -> dict[str, str]:
+    """Credentials that act in ``account_id`` (moto lets any caller assume a role there while its
+    authorization is off: how a test makes users in several accounts)."""
+    sts = aws_client(server, "sts")
+    return credentials(sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/setup", RoleSessionName="setup"))
+
+
+def set_authorization(server: S3Server, on: bool) -> None:
+    """Turn moto's IAM authorization on (every request signed by a known key, its policies enforced)
+    or off (anything goes: the default)."""
+    request = urllib.request.Request(f"{server.endpoint_url}/moto-api/reset-auth", data=b"0" if on else b"inf",
+                                     method="POST", headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+@contextlib.contextmanager
+def authorization(server: S3Server) -> Iterator[None]:
+    """moto's IAM authorization on for the duration (always off again after: the server is shared)."""
+    set_authorization(server, True)
+    try:
+        yield
+    finally:
+        set_authorization(server, False)
+
+
+def _query_error(code: str, message: str) -> bytes:
+    return (f'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type>'
+            f"<Code>{code}</Code><Message>{message}</Message></Error><RequestId>THROTTLE</RequestId>"
+            "</ErrorResponse>").encode()
+
+
+class ThrottleProxy:
+    """A threaded HTTP proxy on 127.0.0.1 in front of the moto server that answers AWS query-protocol
+    calls (IAM, STS) with ``400 Throttling`` (``Rate exceeded``) as AWS does: the first N requests of
+    each action in ``throttle`` (N < 0: every one), forwarding everything else. ``throttled`` counts
+    what it answered so, by action. Stops by itself after ``lifetime`` seconds."""
+
+    def __init__(self, target: str, throttle: dict[str, int], *, lifetime: float = 120.0) -> None:
+        parsed = urllib.parse.urlsplit(target)
+        self.target = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+        self.remaining = dict(throttle)
+        self.throttled: Counter[str] = Counter()
+        self.forwarded: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="throttle-proxy", daemon=True)
+        self.timer = threading.Timer(lifetime, self.stop)
+        self.timer.daemon = True
+
+    @property
+    def endpoint_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> ThrottleProxy:
+        self.thread.start()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        if self.thread.is_alive():
+            self.server.shutdown()
+        self.server.server_close()
+
+    def _decide(self, action: str) -> bool:
+        with self.lock:
+            left = self.remaining.get(action, 0)
+            if left == 0:
+                self.forwarded[action] += 1
+                return False
+            if left > 0:
+                self.remaining[action] = left - 1
+            self.throttled[action] += 1
+            return True
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _reply(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+                target = self.headers.get("X-Amz-Target", "")
+                action = (form.get("Action") or [target.rpartition(".")[2]])[0]
+                if proxy._decide(action):
+                    return self._reply(400, _query_error("Throttling", "Rate exceeded"),
+                                       [("Content-Type", "text/xml")])
+                upstream = http.client.HTTPConnection(*proxy.target, timeout=60)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
+                    upstream.request(self.command, self.path, body=body or None, headers=headers)
+                    response = upstream.getresponse()
+                    payload = response.read()
+                    kept = [(n, v) for n, v in response.getheaders()
+                            if n.lower() not in ("content-length", "transfer-encoding", "connection", "keep-alive")]
+                    return self._reply(response.status, payload, kept)
+                finally:
+                    upstream.close()
+
+            do_GET = do_POST = _handle
+
+        return Handler
+
+
+# -- a signed CloudTrail digest chain (issue 16) ----------------------------------------------------
+@dataclass
+class SignedChain:
+    """A trail's log files and its hourly digest files, signed as CloudTrail signs them (SHA256withRSA
+    over the documented signing string, hex in ``x-amz-meta-signature``) with a key made for the test.
+
+    ``objects`` maps each key to (bytes, metadata); the tampering methods change them as an intruder
+    could after delivery (nothing re-links the chain), :meth:`upload` puts them into a bucket and
+    :meth:`write` copies them to a folder in the S3 key layout.
+    """
+
+    bucket: str
+    account: str
+    region: str
+    trail: str
+    key: Any  # the RSA private key
+    prefix: str = ""
+    objects: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)
+    digests: list[str] = field(default_factory=list)  # digest keys, oldest first
+    logs: dict[str, list[str]] = field(default_factory=dict)  # digest key → the log keys it lists
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # digest key → its JSON
+
+    @staticmethod
+    def fingerprint(private_key: Any) -> str:
+        import hashlib
+
+        from cryptography.hazmat.primitives import serialization
+
+        der = private_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+        return hashlib.md5(der).hexdigest()  # a name for the key, like CloudTrail's 32 hex digits
+
+    @staticmethod
+    def key_file(private_key: Any, path: Path, *, start: datetime, end: datetime) -> Path:
+        """The JSON ``aws cloudtrail list-public-keys`` prints, for ``private_key``'s public half."""
+        import base64
+
+        from cryptography.hazmat.primitives import serialization
+
+        der = private_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+        path.write_text(json.dumps({"PublicKeyList": [{
+            "Value": base64.b64encode(der).decode(), "ValidityStartTime": start.isoformat(),
+            "ValidityEndTime": end.isoformat(), "Fingerprint": SignedChain.fingerprint(private_key)}]}, indent=4))
+        return path
+
+    def digest_key(self, end: datetime) -> str:
+        root = f"{self.prefix.strip('/')}/" if self.prefix.strip("/") else ""
+        return (f"{root}AWSLogs/{self.account}/CloudTrail-Digest/{self.region}/{end:%Y/%m/%d}/{self.account}_"
+                f"CloudTrail-Digest_{self.region}_{self.trail}_{self.region}_{end:%Y%m%dT%H%M%SZ}.json.gz")
+
+    def sign(self, doc: dict[str, Any], private_key: Any | None = None) -> tuple[bytes, str]:
+        """The digest's bytes and hex signature (by the chain's key unless ``private_key`` is given)."""
+        import hashlib
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        content = json.dumps(doc, separators=(",", ":")).encode()
+        previous = doc["previousDigestSignature"] if doc["previousDigestSignature"] is not None else "null"
+        text = (f"{doc['digestEndTime']}\n{doc['digestS3Bucket']}/{doc['digestS3Object']}\n"
+                f"{hashlib.sha256(content).hexdigest()}\n{previous}")
+        signature = (private_key or self.key).sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return gzip.compress(content), signature.hex()
+
+    def put_digest(self, key: str, doc: dict[str, Any], private_key: Any | None = None) -> str:
+        body, signature = self.sign(doc, private_key)
+        self.objects[key] = (body, {"signature": signature, "signature-algorithm": "SHA256withRSA"})
+        self.docs[key] = doc
+        return signature
+
+    # -- tampering, as after delivery -----------------------------------------------------------
+    def modify_log(self, key: str, rng: random.Random) -> None:
+        body, metadata = self.objects[key]
+        doc = json.loads(gzip.decompress(body))
+        doc["Records"][rng.randrange(len(doc["Records"]))]["sourceIPAddress"] = f"203.0.113.{rng.randrange(256)}"
+        self.objects[key] = (log_bytes(doc["Records"]), metadata)
+
+    def delete(self, key: str) -> None:
+        del self.objects[key]
+
+    def forge_link(self, digest_key: str) -> None:
+        """Replace a digest by another one, validly signed by the trail's own key: the next digest's
+        record of it (hash, signature) no longer matches."""
+        doc = dict(self.docs[digest_key])
+        doc["newestEventTime"] = "2000-01-01T00:00:00Z"
+        self.put_digest(digest_key, doc)
+
+    def resign(self, digest_key: str, private_key: Any) -> None:
+        """Sign a digest with another key (and name that key's fingerprint in it)."""
+        doc = dict(self.docs[digest_key])
+        doc["digestPublicKeyFingerprint"] = self.fingerprint(private_key)
+        self.put_digest(digest_key, doc, private_key)
+
+    def inject_log(self, when: datetime, rng: random.Random) -> str:
+        """A log file no digest lists, named for ``when``."""
+        key = cloudtrail_key(self.account, self.region, when, prefix=self.prefix, unique=f"{rng.getrandbits(64):016x}")
+        self.objects[key] = (log_bytes(make_events(rng, 2, self.account, self.region, when)), {})
+        return key
+
+    # -- where the objects go -------------------------------------------------------------------
+    def upload(self, client: Any, *, create: bool = True) -> None:
+        if create:
+            with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+                client.create_bucket(Bucket=self.bucket)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda item: client.put_object(Bucket=self.bucket, Key=item[0], Body=item[1][0],
+                                                         Metadata=item[1][1]), self.objects.items()))
+
+    def write(self, root: Path) -> Path:
+        for key, (body, _) in self.objects.items():
+            path = root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+        return root
+
+
+def signed_chain(
+    rng: random.Random,
+    private_key: Any,
+    *,
+    start: datetime,
+    hours: int,
+    logs_per_hour: int = 2,
+    bucket: str = "trail-bucket",
+    account: str = "111122223333",
+    region: str = "eu-west-1",
+    trail: str = "management-events",
+    prefix: str = "",
+) -> SignedChain:
+    """``hours`` hourly digests from ``start``, each listing ``logs_per_hour`` log files delivered in
+    its hour; the first starts the chain (``previousDigest*`` null), each later one links the one before."""
+    import hashlib
+
+    chain = SignedChain(bucket, account, region, trail, private_key, prefix)
+    previous: tuple[str, str, str] | None = None  # key, hash, signature
+    for hour in range(hours):
+        begin, end = start + timedelta(hours=hour), start + timedelta(hours=hour + 1)
+        entries = []
+        for n in range(logs_per_hour):
+            when = begin + timedelta(minutes=5 + n * (50 // max(logs_per_hour, 1)))
+            key = cloudtrail_key(account, region, when, prefix=prefix, unique=f"{rng.getrandbits(64):016x}")
+            events = make_events(rng, 3, account, region, when)
+            body = log_bytes(events)
+            chain.objects[key] = (body, {})
+            entries.append({"s3Bucket": bucket, "s3Object": key,
+                            "hashValue": hashlib.sha256(gzip.decompress(body)).hexdigest(),
+                            "hashAlgorithm": "SHA-256", "newestEventTime": f"{when:%Y-%m-%dT%H:%M:%SZ}",
+                            "oldestEventTime": f"{when:%Y-%m-%dT%H:%M:%SZ}"})
+        digest_key = chain.digest_key(end)
+        doc = {
+            "awsAccountId": account, "digestStartTime": f"{begin:%Y-%m-%dT%H:%M:%SZ}",
+            "digestEndTime": f"{end:%Y-%m-%dT%H:%M:%SZ}", "digestS3Bucket": bucket, "digestS3Object": digest_key,
+            "digestPublicKeyFingerprint": SignedChain.fingerprint(private_key),
+            "digestSignatureAlgorithm": "SHA256withRSA",
+            "newestEventTime": entries[-1]["newestEventTime"] if entries else None,
+            "oldestEventTime": entries[0]["oldestEventTime"] if entries else None,
+            "previousDigestS3Bucket": bucket if previous else None,
+            "previousDigestS3Object": previous[0] if previous else None,
+            "previousDigestHashValue": previous[1] if previous else None,
+            "previousDigestHashAlgorithm": "SHA-256" if previous else None,
+            "previousDigestSignature": previous[2] if previous else None,
+            "logFiles": entries,
+        }
+        signature = chain.put_digest(digest_key, doc)
+        content = gzip.decompress(chain.objects[digest_key][0])
+        previous = (digest_key, hashlib.sha256(content).hexdigest(), signature)
+        chain.digests.append(digest_key)
+        chain.logs[digest_key] = [e["s3Object"] for e in entries]
+    return chain
