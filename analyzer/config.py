@@ -18,7 +18,7 @@ the environment variable that holds it: ``url_env``). ``docs/config.md`` lists e
     max_lookback = "7d"          # a default window never starts earlier (runs that keep failing)
     fail_on = "high"             # exit 3 when a run announces an alert this severe (else [detect] fail_on)
     renotify_growth = 2.0        # re-notify an alert whose events reach 2x those last announced; 0: never
-    retention = "90d"            # forget alert state not seen for this long (nothing pending)
+    forget_alerts_after = "90d"  # forget alert state not seen for this long (no data, no report; was: retention)
     workers = 4                  # ingest worker processes (default: [ingest] workers, else one per core)
     fetch_threads = 32           # concurrent S3 downloads (default: [pull] workers, else 32)
     timeout = "30m"              # stop when the detections run longer (default: [detect] timeout, else none)

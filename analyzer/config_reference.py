@@ -76,7 +76,7 @@ give_up_after = "14d"
 [nightly]
 report_dir = "/var/lib/analyzer/reports"
 late_margin = "2h"
-retention = "90d"
+forget_alerts_after = "90d"   # alert state only: no data, no report is deleted
 timeout = "30m"
 
 [notify.sns]

@@ -238,8 +238,14 @@ class NightlyTable(Table):
         "Exit 3 when a run announces an alert this severe.", "[detect] fail_on, else \"high\"")] | None = None
     renotify_growth: Annotated[Growth, key(
         "Re-notify an alert whose events reach this factor of those last announced.", "2.0")] | None = None
+    report_url: Annotated[str, key(
+        "Where report_dir is published (https://...): notifications link this URL + the report's name.",
+        "the report's absolute path")] | None = None
+    forget_alerts_after: Annotated[Duration, key(
+        "How long the alert state remembers an alert that stopped firing (an alert back within it is not "
+        "announced again). Deletes no data and no report.", '"90d"')] | None = None
     retention: Annotated[Duration, key(
-        "Forget alert state (not data, not reports) not seen for this long.", '"90d"')] | None = None
+        "The former name of forget_alerts_after.", '"90d"')] | None = None
     workers: Annotated[int, key("Ingest worker processes.", "[ingest] workers, else one per core",
                                 ge=1)] | None = None
     fetch_threads: Annotated[int, key("Concurrent S3 downloads.", "[pull] workers, else 32", ge=1)] | None = None

@@ -169,10 +169,13 @@ def test_fail_on_from_config(runner: CliRunner, one_alert: Path, tmp_path: Path)
     assert detect(runner, one_alert, "--config", str(tmp_path / "a.toml")).exit_code == 0
 
 
-def test_quiet_window_exits_0(runner: CliRunner, one_alert: Path) -> None:
+def test_a_window_after_the_data_is_a_warning_not_an_all_clear(runner: CliRunner, one_alert: Path) -> None:
+    """Issue 17: "No alerts." over no data exited 0; it is a warning naming where the data ends, exit 5."""
     result = detect(runner, one_alert, "--since", "2026-11-21", "--format", "jsonl")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 5, result.output
     assert result.stdout == ""
+    assert "warning: no events in the window 2026-11-21T00:00Z → end of data: the data ends 2026-11-20T12:00Z" \
+        in result.stderr
 
 
 @pytest.mark.parametrize("args", [

@@ -23,7 +23,7 @@ from analyzer.alerts import notify, shape
 from analyzer.cli import app
 from analyzer.cli.docs import commands
 from analyzer.config import ConfigError, find_line, load, validate
-from analyzer.nightly import NightlySettings
+from analyzer.jobs.nightly import NightlySettings
 from analyzer.settings import SEVERITIES, Settings, Table, parse_size
 
 from records import log_key, record, write_log

@@ -23,7 +23,7 @@ import analyzer.config
 from analyzer.alerts.notify import JSON_MARKER, notifiers_from_config
 from analyzer.alerts.state import AlertState
 from analyzer.cli import app
-from analyzer.nightly import NightlySettings
+from analyzer.jobs.nightly import NightlySettings
 
 from s3_server import FaultProxy, S3Server
 
@@ -139,7 +139,7 @@ def test_each_night_notifies_only_new_alerts(runner: CliRunner, tmp_path: Path, 
     assert second.exit_code == 3, second.output
     night_2 = aws.published_fingerprints()
     assert len(night_2) == announced(tmp_path) >= 2 and not set(night_2) & set(night_1)
-    night_2_report = (tmp_path / "reports" / "report-2026-11-22T0000Z.md").read_text()  # a rerun replaces it
+    night_2_report = (tmp_path / "reports" / "report-2026-11-22T0000Z.md").read_text()  # a rerun keeps it
     assert f"Since the last report: {len(night_2)} new" in night_2_report
     assert night_2_report.count("| new |") == len(night_2)
     assert "new since the last report" in (tmp_path / "reports" / "report-2026-11-22T0000Z.html").read_text()
@@ -158,7 +158,9 @@ def test_each_night_notifies_only_new_alerts(runner: CliRunner, tmp_path: Path, 
     assert "Window: 2026-11-20T00:00:00Z to 2026-11-23T00:00:00Z" in report
     assert f"**{len(night_1) + len(night_2)} alert(s)**" in report
     assert "Since the last report: 0 new, 0 escalated, 0 grown." in report and "| new |" not in report
-    assert "Since the last report: 0 new" in (tmp_path / "reports" / "report-2026-11-22T0000Z.md").read_text()
+    # the quiet rerun of the 22nd wrote a report of its own: the one that announced night 2 is intact (issue 17)
+    assert (tmp_path / "reports" / "report-2026-11-22T0000Z.md").read_text() == night_2_report
+    assert "Since the last report: 0 new" in (tmp_path / "reports" / "report-2026-11-22T0000Z-2.md").read_text()
 
 
 @pytest.mark.slow

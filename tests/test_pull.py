@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from analyzer.errors import AnalyzerError, ExitCode
-from analyzer.sources.pull import pull, read_watermark
+from analyzer.jobs.pull import read_watermark, run_pull
 from analyzer.sources.s3 import S3Source, make_client
 from analyzer.sources.window import Window
 from analyzer.store import Dataset
@@ -65,7 +65,7 @@ def test_plain_and_org_layouts_side_by_side_digests_never_listed(s3: S3Server, m
     client = s3.client()
     calls = recorded(client)
     source = S3Source(client, "s3://trail")
-    result = pull(source, tmp_path, since=t("2024-05-31T00:00"), until=t("2024-06-03T00:00"), workers=1, now=NOW)
+    result = run_pull(source, tmp_path, since=t("2024-05-31T00:00"), until=t("2024-06-03T00:00"), workers=1, now=NOW)
     assert ingested(tmp_path) == {f"s3://trail/{key}" for key in mixed["files"]}
     assert result.stats.events == sum(len(ids) for ids in mixed["files"].values())
     assert result.listing.orgs == {ORG} and result.listing.accounts == {A, B, C}
@@ -77,7 +77,7 @@ def test_filters_list_exactly_the_prefixes_they_need(s3: S3Server, mixed: dict[s
     client = s3.client()
     calls = recorded(client)
     source = S3Source(client, "s3://trail", accounts=[A], regions=["eu-west-1"])
-    pull(source, tmp_path, since=t("2024-06-01T00:00"), until=t("2024-06-01T12:00"), workers=1, now=NOW)
+    run_pull(source, tmp_path, since=t("2024-06-01T00:00"), until=t("2024-06-01T12:00"), workers=1, now=NOW)
     assert first_pages(calls) == {
         ("AWSLogs/", "/"),
         (f"AWSLogs/{ORG}/", "/"),
@@ -94,7 +94,7 @@ def test_org_id_and_a_deep_prefix_skip_discovery(s3: S3Server, mixed: dict[str, 
     client = s3.client()
     calls = recorded(client)
     source = S3Source(client, "s3://trail", org_id=ORG, regions=["us-east-1"])
-    pull(source, tmp_path, since=t("2024-06-02T00:00"), until=t("2024-06-02T06:00"), workers=1, now=NOW)
+    run_pull(source, tmp_path, since=t("2024-06-02T00:00"), until=t("2024-06-02T06:00"), workers=1, now=NOW)
     assert first_pages(calls) == {
         (f"AWSLogs/{ORG}/", "/"),
         *{(f"AWSLogs/{ORG}/{acct}/CloudTrail/", "/") for acct in (A, C)},
@@ -102,7 +102,7 @@ def test_org_id_and_a_deep_prefix_skip_discovery(s3: S3Server, mixed: dict[str, 
     }
     calls.clear()
     deep = S3Source(client, f"s3://trail/AWSLogs/{B}/CloudTrail/eu-west-1/")
-    pull(deep, tmp_path, since=t("2024-05-31T00:00"), until=t("2024-06-01T00:00"), workers=1, now=NOW)
+    run_pull(deep, tmp_path, since=t("2024-05-31T00:00"), until=t("2024-06-01T00:00"), workers=1, now=NOW)
     assert first_pages(calls) == {(f"AWSLogs/{B}/CloudTrail/eu-west-1/2024/05/31/", None),
                                   (f"AWSLogs/{B}/CloudTrail/eu-west-1/2024/06/01/", None)}
 
@@ -111,7 +111,7 @@ def test_whole_months_are_listed_in_one_go(s3: S3Server, mixed: dict[str, Any], 
     client = s3.client()
     calls = recorded(client)
     source = S3Source(client, "s3://trail", accounts=[B], regions=["us-east-1"])
-    pull(source, tmp_path, since=t("2024-05-01T00:00"), until=t("2024-06-01T00:00"), workers=1, now=NOW)
+    run_pull(source, tmp_path, since=t("2024-05-01T00:00"), until=t("2024-06-01T00:00"), workers=1, now=NOW)
     assert {p for p, d in first_pages(calls) if d is None} == {
         f"AWSLogs/{B}/CloudTrail/us-east-1/2024/05/", f"AWSLogs/{B}/CloudTrail/us-east-1/2024/06/01/"}
 
@@ -130,8 +130,8 @@ def test_pagination_past_1000_keys_in_one_day(s3: S3Server, tmp_path: Path) -> N
 
 def test_incremental_rerun_fetches_nothing(s3: S3Server, mixed: dict[str, Any], tmp_path: Path) -> None:
     window = {"since": t("2024-05-31T00:00"), "until": t("2024-06-03T00:00"), "workers": 1, "now": NOW}
-    first = pull(S3Source(s3.client(), "s3://trail"), tmp_path, **window)
-    again = pull(S3Source(s3.client(), "s3://trail"), tmp_path, **window)
+    first = run_pull(S3Source(s3.client(), "s3://trail"), tmp_path, **window)
+    again = run_pull(S3Source(s3.client(), "s3://trail"), tmp_path, **window)
     assert first.listing.objects_fetched == len(mixed["files"])
     assert again.listing.objects_fetched == 0 and again.stats.ingested == 0
     assert again.stats.unchanged == len(mixed["files"]) and again.exit_code == ExitCode.OK
@@ -142,14 +142,14 @@ def test_the_watermark_moves_and_late_files_are_picked_up(s3: S3Server, tmp_path
     put_trail(s3, "wmark", accounts=[A], regions=["us-east-1"], days=[date(2024, 6, 9), date(2024, 6, 10)],
               decoys=False)
     source = S3Source(client, "s3://wmark")
-    first = pull(source, tmp_path, workers=1, now=NOW)  # a first pull: the last 24 hours
+    first = run_pull(source, tmp_path, workers=1, now=NOW)  # a first pull: the last 24 hours
     assert first.window.since == t("2024-06-09T12:00") and first.watermark == NOW
     assert read_watermark(tmp_path, source) == NOW
     late = put_trail(s3, "wmark", accounts=[A], regions=["us-east-1"], days=[date(2024, 6, 10)],
                      files_per_day=1, seed=9, decoys=False, create=False)
     later = datetime(2024, 6, 11, 6, 0, tzinfo=UTC)
     calls = recorded(client)
-    second = pull(source, tmp_path, workers=1, now=later)
+    second = run_pull(source, tmp_path, workers=1, now=later)
     assert second.window.since == t("2024-06-09T12:00")  # a day before the watermark
     assert second.listing.objects_fetched == 1 and ingested(tmp_path) >= {f"s3://wmark/{k}" for k in late.files}
     assert {p for p, d in first_pages(calls) if d is None} == {
@@ -162,7 +162,7 @@ def test_access_denied_on_one_prefix_is_reported_and_the_rest_pulled(s3: S3Serve
     denied = f"AWSLogs/{B}/"
     with FaultProxy(s3.endpoint_url, deny_prefixes=[denied]) as proxy:
         source = S3Source(s3.client(proxy.endpoint_url), "s3://trail")
-        result = pull(source, tmp_path, since=t("2024-05-31T00:00"), until=t("2024-06-03T00:00"), workers=1,
+        result = run_pull(source, tmp_path, since=t("2024-05-31T00:00"), until=t("2024-06-03T00:00"), workers=1,
                       now=NOW)
     assert result.listing.problems == [
         (f"s3://trail/{denied}CloudTrail/", "access denied (needs s3:ListBucket): AccessDenied: Access Denied")]
@@ -176,7 +176,7 @@ def test_a_denied_object_fails_alone_and_holds_the_watermark(s3: S3Server, mixed
     key = sorted(mixed["files"])[0]
     with FaultProxy(s3.endpoint_url, deny_keys=[key]) as proxy:
         source = S3Source(s3.client(proxy.endpoint_url), "s3://trail")
-        result = pull(source, tmp_path, since=t("2024-05-31T00:00"), until=t("2024-06-03T00:00"), workers=1,
+        result = run_pull(source, tmp_path, since=t("2024-05-31T00:00"), until=t("2024-06-03T00:00"), workers=1,
                       now=NOW)
     assert result.stats.failures == [(f"s3://trail/{key}",
                                       "cannot read: access denied (needs s3:GetObject): AccessDenied: Access Denied")]
@@ -190,7 +190,7 @@ def test_faults_throttling_resets_truncation_and_timeouts_every_event_once(s3: S
     kinds = ("slowdown", "drop", "truncate", "stall")
     with FaultProxy(s3.endpoint_url, fault_every=4, kinds=kinds, max_faults=80, stall=1.5) as proxy:
         client = make_client(endpoint_url=proxy.endpoint_url, pool=8, read_timeout=0.5, connect_timeout=2)
-        result = pull(S3Source(client, "s3://trail", list_threads=4), tmp_path, since=t("2024-05-31T00:00"),
+        result = run_pull(S3Source(client, "s3://trail", list_threads=4), tmp_path, since=t("2024-05-31T00:00"),
                       until=t("2024-06-03T00:00"), fetch_threads=4, workers=1, now=NOW)
     assert set(proxy.faults) == set(kinds), proxy.faults
     assert result.exit_code == ExitCode.OK and result.listing.complete, result.listing.problems
@@ -200,7 +200,7 @@ def test_faults_throttling_resets_truncation_and_timeouts_every_event_once(s3: S
 
 def test_keep_raw_saves_each_fetched_object(s3: S3Server, mixed: dict[str, Any], tmp_path: Path) -> None:
     source = S3Source(s3.client(), "s3://trail", accounts=[C], keep_raw=tmp_path / "raw")
-    pull(source, tmp_path / "data", since=t("2024-06-01T00:00"), until=t("2024-06-01T12:00"), workers=1, now=NOW)
+    run_pull(source, tmp_path / "data", since=t("2024-06-01T00:00"), until=t("2024-06-01T12:00"), workers=1, now=NOW)
     saved = sorted(str(p.relative_to(tmp_path / "raw" / "trail")) for p in (tmp_path / "raw").rglob("*.gz"))
     assert saved == sorted(k for k in mixed["files"] if f"/{C}/CloudTrail/" in k and "/2024/06/01/" in k)
     assert len(saved) == 4
@@ -235,7 +235,7 @@ def test_fatal_errors_are_one_clear_line(s3: S3Server, tmp_path: Path) -> None:
     with pytest.raises(AnalyzerError, match=r"^s3://no-such-bucket/: no such bucket \(NoSuchBucket"):
         source.check()
     with pytest.raises(AnalyzerError, match="no such bucket"):
-        pull(source, tmp_path, workers=1, now=NOW)
+        run_pull(source, tmp_path, workers=1, now=NOW)
     s3.client().create_bucket(Bucket="empty")
     with pytest.raises(AnalyzerError, match="no CloudTrail logs here"):
-        pull(S3Source(s3.client(), "s3://empty/wrong"), tmp_path, workers=1, now=NOW)
+        run_pull(S3Source(s3.client(), "s3://empty/wrong"), tmp_path, workers=1, now=NOW)

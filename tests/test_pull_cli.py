@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analyzer.cli import app
-from analyzer.sources.pull import pull
+from analyzer.jobs.pull import run_pull
 from analyzer.sources.s3 import S3Source
 
 from s3_server import FaultProxy, S3Server, dataset_rows, put_trail
@@ -143,16 +143,16 @@ def test_an_unreachable_endpoint_fails_fast_in_one_line(runner: CliRunner, s3: S
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--since", "yesterday"], "cannot read time"),
-    (["--since", "2024-06-02", "--until", "2024-06-01"], "--since must be before --until"),
-    (["--account", "12345"], None),
+    (["--since", "yesterday"], "--since: cannot read time 'yesterday'"),
+    (["--since", "2024-06-02", "--until", "2024-06-01"], "--since: empty window: since 2024-06-02T00:00Z must be "
+                                                         "before until 2024-06-01T00:00Z"),
+    (["--account", "12345"], "--account: '12345': an account id is 12 digits"),
 ])
-def test_bad_options(runner: CliRunner, s3: S3Server, tmp_path: Path, args: list[str], message: str | None) -> None:
+def test_bad_options(runner: CliRunner, s3: S3Server, tmp_path: Path, args: list[str], message: str) -> None:
+    """Usage errors: one line, exit 2 (issue 17: an account id exited 1)."""
     result = run(runner, "s3://trail", "--data", str(tmp_path), "--endpoint-url", s3.endpoint_url, *args)
-    if message:
-        assert result.exit_code == 2 and message in result.output, result.output
-    else:
-        assert "an account id is 12 digits" in one_line_error(result)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message}"), result.output
 
 
 def test_access_denied_on_one_prefix_exits_partial(runner: CliRunner, s3: S3Server, trail: dict[str, list[str]],
@@ -209,7 +209,7 @@ def test_kill_9_mid_run_then_rerun_equals_an_uninterrupted_run(runner: CliRunner
                       events_per_file=10, pad=260_000, decoys=False).files
     reference = tmp_path / "reference"
     source = S3Source(s3.client(), "s3://big")
-    assert pull(source, reference, since=datetime(2024, 5, 31, tzinfo=UTC), until=datetime(2024, 6, 2, tzinfo=UTC),
+    assert run_pull(source, reference, since=datetime(2024, 5, 31, tzinfo=UTC), until=datetime(2024, 6, 2, tzinfo=UTC),
                 fetch_threads=2).exit_code == 0
     resumed = tmp_path / "resumed"
     args = ["s3://big", "--data", str(resumed), *WINDOW, "--quiet", "--workers", "2"]

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from analyzer import connect, ingest
 from analyzer.cli import app
 from analyzer.sources.local import walk
-from analyzer.sources.pull import pull, read_watermark
+from analyzer.jobs.pull import read_watermark, run_pull
 from analyzer.sources.s3 import S3Source
 from analyzer.store import Dataset
 
@@ -43,17 +43,17 @@ def test_two_nights_of_failures_then_the_object_lands_and_the_watermark_moves(s3
     client.put_object(Bucket="trail", Key=other, Body=log_bytes(make_events(random.Random(2), 2, A, "us-east-1", when)))
     source = S3Source(s3.client(), "s3://trail")
 
-    first = pull(source, tmp_path, workers=1, now=night(9))
+    first = run_pull(source, tmp_path, workers=1, now=night(9))
     assert first.stats.failed == 1 and first.stats.ingested == 1
     assert read_watermark(tmp_path, source) == datetime(2024, 6, 8, tzinfo=UTC)  # held at the failure's day
     assert first.failing == 1
 
-    second = pull(source, tmp_path, workers=1, now=night(10))
+    second = run_pull(source, tmp_path, workers=1, now=night(10))
     assert second.stats.retried == 1 and second.stats.failed == 1 and second.stats.still_failing == 1
     assert read_watermark(tmp_path, source) == datetime(2024, 6, 8, tzinfo=UTC)
 
     client.put_object(Bucket="trail", Key=bad_key, Body=log_bytes(good))  # delivered whole at last
-    third = pull(source, tmp_path, workers=1, now=night(11))
+    third = run_pull(source, tmp_path, workers=1, now=night(11))
     assert third.stats.retried == 1 and third.stats.ingested == 1 and third.stats.still_failing == 0
     ids = {row[0] for row in connect(tmp_path).execute("select eventID from events").fetchall()}
     assert {e["eventID"] for e in good} <= ids and len(ids) == 5
@@ -67,10 +67,10 @@ def test_a_failure_of_another_scope_does_not_hold_this_watermark(s3: S3Server, t
     client.put_object(Bucket="trail", Key=cloudtrail_key(A, "us-east-1", when), Body=BROKEN)
     client.put_object(Bucket="trail", Key=cloudtrail_key(A, "eu-west-1", when),
                       Body=log_bytes(make_events(random.Random(2), 2, A, "eu-west-1", when)))
-    everything = pull(S3Source(s3.client(), "s3://trail"), tmp_path, workers=1, now=night(9))
+    everything = run_pull(S3Source(s3.client(), "s3://trail"), tmp_path, workers=1, now=night(9))
     assert everything.stats.failed == 1
     europe = S3Source(s3.client(), "s3://trail", regions=["eu-west-1"])
-    assert pull(europe, tmp_path, workers=1, now=night(9)).watermark == night(9)
+    assert run_pull(europe, tmp_path, workers=1, now=night(9)).watermark == night(9)
 
 
 def test_giving_up_is_explicit_listed_and_releases_the_watermark(s3: S3Server, tmp_path: Path,
@@ -80,7 +80,7 @@ def test_giving_up_is_explicit_listed_and_releases_the_watermark(s3: S3Server, t
     key = cloudtrail_key(A, "us-east-1", datetime(2024, 6, 8, 20, 5, tzinfo=UTC))
     client.put_object(Bucket="trail", Key=key, Body=BROKEN)
     source = S3Source(s3.client(), "s3://trail")
-    pull(source, tmp_path, workers=1, now=night(9))
+    run_pull(source, tmp_path, workers=1, now=night(9))
     listed = runner.invoke(app, ["failures", "--data", str(tmp_path)])
     assert listed.exit_code == 0 and f"s3://trail/{key}  retried  since" in listed.output, listed.output
     assert "1 failure(s) being retried" in listed.output
@@ -88,7 +88,7 @@ def test_giving_up_is_explicit_listed_and_releases_the_watermark(s3: S3Server, t
     assert "gave up on 0 failure(s)" in none_old.output  # too recent to give up on by default
     gave = runner.invoke(app, ["failures", "--data", str(tmp_path), "--give-up", "--older-than", "2100-01-01"])
     assert gave.exit_code == 0 and f"given up: s3://trail/{key}" in gave.output, gave.output
-    later = pull(source, tmp_path, workers=1, now=night(10))
+    later = run_pull(source, tmp_path, workers=1, now=night(10))
     assert later.stats.retried == 0 and later.stats.failed == 0 and later.stats.still_failing == 0
     assert read_watermark(tmp_path, source) == night(10)
     assert "0 failure(s) being retried" in runner.invoke(app, ["failures", "--data", str(tmp_path)]).output

@@ -239,10 +239,25 @@ def test_table_is_cut_with_a_note(runner: CliRunner, data: Path) -> None:
     assert "12 rows (5 shown, 7 not shown" in output
 
 
-def test_table_follows_the_terminal_height(runner: CliRunner, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_table_follows_the_terminal_height(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from analyzer.output import OutputFormat, emit
+    from analyzer.sql import execute, open_readonly
+
+    monkeypatch.setenv("LINES", "9")
+    screen = io.StringIO()
+    emit(execute(open_readonly(data), "select eventID from events"), OutputFormat.table, None, None,
+         Console(file=screen, force_terminal=True, color_system=None, width=100))
+    output = screen.getvalue()
+    assert output.count("00000000-0000") == 4 and "8 not shown: --max-rows 0" in output
+
+
+def test_a_piped_table_has_every_row(runner: CliRunner, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17: `analyzer sql ... | wc -l` gave the terminal's height, not the rows."""
     monkeypatch.setenv("LINES", "9")
     code, output = sql(runner, data, "select eventID from events")
-    assert code == 0 and output.count("00000000-0000") == 4 and "8 not shown" in output
+    assert code == 0 and output.count("00000000-0000") == 12 and "not shown" not in output
 
 
 def test_table_shows_control_characters_escaped(runner: CliRunner, data: Path) -> None:

@@ -22,7 +22,7 @@ from analyzer import connect, ingest
 from analyzer.cli import app
 from analyzer.detect import run_detections
 from analyzer.sources.local import walk
-from analyzer.sources.pull import pull
+from analyzer.jobs.pull import run_pull
 from analyzer.sources.s3 import S3Source
 from analyzer.store import Dataset
 from analyzer.store.manifest import Rewrite
@@ -158,7 +158,7 @@ def test_s3_re_upload_as_multipart_with_a_new_etag_then_a_rewrite(s3: S3Server, 
     client.put_object(Bucket="trail", Key=key, Body=body)
     window = {"since": datetime(2024, 6, 10, tzinfo=UTC), "until": datetime(2024, 6, 11, tzinfo=UTC), "workers": 1,
               "now": datetime(2024, 6, 11, 6, tzinfo=UTC)}
-    first = pull(S3Source(s3.client(), "s3://trail"), tmp_path, **window)
+    first = run_pull(S3Source(s3.client(), "s3://trail"), tmp_path, **window)
     assert first.stats.ingested == 1 and first.stats.events == 4
     etag = client.head_object(Bucket="trail", Key=key)["ETag"]
     upload = client.create_multipart_upload(Bucket="trail", Key=key)
@@ -166,11 +166,11 @@ def test_s3_re_upload_as_multipart_with_a_new_etag_then_a_rewrite(s3: S3Server, 
     client.complete_multipart_upload(Bucket="trail", Key=key, UploadId=upload["UploadId"],
                                      MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
     assert client.head_object(Bucket="trail", Key=key)["ETag"] != etag
-    again = pull(S3Source(s3.client(), "s3://trail"), tmp_path, **window)
+    again = run_pull(S3Source(s3.client(), "s3://trail"), tmp_path, **window)
     assert again.listing.objects_fetched == 1 and again.stats.same_content == 1 and again.stats.events == 0
     assert counts(tmp_path)[:2] == (4, 4)
     client.put_object(Bucket="trail", Key=key, Body=log_bytes(events[:1]))
-    third = pull(S3Source(s3.client(), "s3://trail"), tmp_path, **window)
+    third = run_pull(S3Source(s3.client(), "s3://trail"), tmp_path, **window)
     assert [str(r) for r in third.stats.rewrites] == [f"log object rewritten: s3://trail/{key}, 4 → 1 records"]
     assert counts(tmp_path)[:2] == (1, 1)
     con = connect(tmp_path)
@@ -193,7 +193,7 @@ def test_a_failed_new_version_keeps_the_old_rows_and_the_known_content(tmp_path:
 def test_nightly_names_the_rewrite_and_its_report_carries_the_alert(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from analyzer.nightly import run_nightly
+    from analyzer.jobs.nightly import run_nightly
 
     logs, data, _old, new = rewrite_scenario(tmp_path)
     until = datetime(2026, 11, 21, tzinfo=UTC)

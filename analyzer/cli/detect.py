@@ -1,17 +1,20 @@
-"""`analyzer detect` (run the catalogue, render a report) and `analyzer detections` (list, show)."""
+"""`analyzer detect` (run the catalogue, render a report) and `analyzer detections` (list, show).
+
+``detect`` is parse → :func:`analyzer.jobs.detect.run_detect` → render: the flags become the job's
+arguments (mistakes are usage errors, exit 2, before any work), the job returns the report and what
+the window held, and this module writes the report and the summary lines.
+"""
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,64 +24,43 @@ from analyzer.alerts.sanitize import visible
 from analyzer.cli.app import (
     ConfigOption,
     DataOption,
+    Group,
     QuietOption,
     VerboseOption,
     app,
     command,
+    guarded,
     load_config,
     print_note,
     stderr,
     stdout,
 )
 from analyzer.cli.extra import QueriesOption, SigmaOption, run_catalogue
-from analyzer.detect import SEVERITIES, parse_timespec
-from analyzer.errors import AnalyzerError, ExitCode
+from analyzer.detect import SEVERITIES
+from analyzer.errors import AnalyzerError, UsageError
 from analyzer.files import write_text_atomic
 
 if TYPE_CHECKING:
-    import duckdb
-
-    from analyzer.alerts import Report
     from analyzer.alerts.outputs import Output
     from analyzer.config import Config
-    from analyzer.detect import Catalogue, DetectionRun
+    from analyzer.detect import Catalogue
+    from analyzer.jobs.detect import DetectReport
 
 # The detection engine, Polars and DuckDB are imported by the commands that use them: start-up time.
 
 DETECT_EXIT_CODES = (
     "Exit codes: 0 no alert at or above --fail-on; 3 alerts at or above --fail-on (the prowler "
-    "convention, for schedulers); 1 error (unreadable dataset or configuration, a failing query); "
-    "2 usage error (bad option value, unknown detection id or parameter)."
+    "convention, for schedulers); 5 no events in the window (a wrong --data, an empty dataset, a window "
+    "past the end of the data: a warning says which); 1 error (unreadable dataset or configuration, a "
+    "failing query); 2 usage error (bad option value, unknown detection id or parameter); 130 interrupted."
 )
 
 Severity = StrEnum("Severity", {name: name for name in SEVERITIES})  # type: ignore[misc]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _usage(option: str, exc: Exception) -> typer.BadParameter:
-    return typer.BadParameter(str(exc), param_hint=f"'{option}'")
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Write a report atomically (the output folder must exist)."""
     write_text_atomic(path, text)
-
-
-def _cli_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
-    now = datetime.now(UTC)
-    try:
-        start = parse_timespec(since, now=now) if since else None
-    except AnalyzerError as exc:
-        raise _usage("--since", exc) from None
-    try:
-        end = parse_timespec(until, now=now) if until else None
-    except AnalyzerError as exc:
-        raise _usage("--until", exc) from None
-    if start and end and start >= end:
-        raise typer.BadParameter(f"--since ({start.isoformat(timespec='seconds')}) must be before --until "
-                                 f"({end.isoformat(timespec='seconds')})")
-    return start, end
 
 
 def _cli_overrides(catalogue: Catalogue, only: list[str] | None, param: list[str] | None) -> dict[str, Any]:
@@ -88,12 +70,12 @@ def _cli_overrides(catalogue: Catalogue, only: list[str] | None, param: list[str
     try:
         selected = catalogue.select(only)
     except AnalyzerError as exc:
-        raise _usage("--only", exc) from None
+        raise UsageError(str(exc), option="--only") from None
     try:
         overrides = parse_param_overrides(param or [])
         resolve_params(catalogue, selected, overrides)
     except AnalyzerError as exc:
-        raise _usage("--param", exc) from None
+        raise UsageError(str(exc), option="--param") from None
     return overrides
 
 
@@ -107,7 +89,8 @@ def detect_command(
     since: Annotated[
         str | None,
         typer.Option(help="Start of the window (inclusive): 2026-11-20, 2026-11-20T10:00Z, now, or an age: 90m, 36h, "
-                     "7d, 2w. Times are UTC unless they carry an offset. Default: the start of the data."),
+                     "7d, 2w, 6mo, 1y, T-2h. Times are UTC unless they carry an offset. Default: the start of the "
+                     "data."),
     ] = None,
     until: Annotated[
         str | None,
@@ -125,10 +108,10 @@ def detect_command(
     config: ConfigOption = None,
     fmt: Annotated[
         list[Format] | None,
-        typer.Option("--format", "-f", help="Report format: table (terminal), json, jsonl (one alert per line "
-                     "with its fingerprint, for SIEMs), markdown, html (one self-contained page), csv (for "
-                     "spreadsheets), ocsf (OCSF Detection Findings, JSON Lines). Repeatable with --output-dir. "
-                     "Default: from --output's suffix, else table."),
+        typer.Option("--format", "-f", metavar="FORMAT", help="Report format: table (terminal), json, jsonl (one "
+                     "alert per line with its fingerprint, for SIEMs), markdown, html (one self-contained page), "
+                     "csv (for spreadsheets), ocsf (OCSF Detection Findings, JSON Lines). Repeatable with "
+                     "--output-dir. Default: from --output's suffix, else table."),
     ] = None,
     output: Annotated[
         Path | None,
@@ -144,8 +127,8 @@ def detect_command(
     ] = None,
     fail_on: Annotated[
         Severity | None,
-        typer.Option(help="Exit 3 when an alert is at least this severe. Default: [detect] fail_on in the config, "
-                     "else high."),
+        typer.Option(metavar="SEVERITY", help="Exit 3 when an alert is at least this severe: info, low, medium, "
+                     "high or critical. Default: [detect] fail_on in the config, else high."),
     ] = None,
     queries: QueriesOption = None,
     sigma: SigmaOption = None,
@@ -162,83 +145,66 @@ def detect_command(
     Allowlists ([allowlist] in the config) suppress alerts; the summary says how many. Console
     sign-in MFA coverage (with/without MFA, federated; with --only, of the alerts' principals) is
     part of the table, json, markdown and html reports. At a terminal, a table longer than the
-    screen opens in $PAGER (default: less -FRX; PAGER=cat turns it off).
+    screen opens in $PAGER (default: less -FRX; PAGER=cat turns it off). The summary says how many
+    events the window holds and where the data starts and ends; a window without any is a warning
+    and exit code 5, even with --quiet ("No alerts." over no data is no all-clear).
 
     Example: analyzer detect --data ./ctdata --since 7d --format html --output report.html
     """
-    from analyzer.alerts import at_or_above, build_report, console_signins
-    from analyzer.alerts.outputs import needs_signins
+    from analyzer.alerts.outputs import needs_signins, plan
     from analyzer.alerts.outputs import write as write_outputs
-    from analyzer.alerts.summary import data_extent
-    from analyzer.detect import merge_overrides, run_detections
+    from analyzer.detect import merge_overrides
+    from analyzer.jobs.detect import run_detect
     from analyzer.settings import seconds
-    from analyzer.store.engine import read_snapshot
+    from analyzer.window import parse_window
 
     settings = load_config(config, verbose)
     severity = _fail_on(fail_on.value if fail_on else None, settings)
-    start, end = _cli_window(since, until)
-    outputs = _cli_outputs(fmt, output, output_dir)
+    window = parse_window(since, until, now=datetime.now(UTC))  # usage errors before any work
+    outputs = plan(fmt, output, output_dir)
     catalogue = run_catalogue(queries, sigma, quiet=quiet, config=settings).catalogue
     settings.check_params(catalogue)
     allowlist = settings.allowlist()
     overrides = _cli_overrides(catalogue, only, param)
     to_terminal = [(o.format, o.path) for o in outputs] == [(Format.table, None)]
     alerts_only = quiet and to_terminal
-    wants_signins = needs_signins(outputs) and not alerts_only
 
-    def read(con: duckdb.DuckDBPyConnection) -> tuple[DetectionRun, Any, Any, Any]:
-        run = run_detections(
-            con, since=start, until=end, only=only,
-            params=merge_overrides(settings.settings.detect.params, overrides),
-            allowlist=allowlist, catalogue=catalogue,
-            timeout=timeout if timeout is not None else seconds(settings.settings.detect.timeout),
-        )
-        signins = console_signins(con, since=run.since, until=run.until) if wants_signins else None
-        open_ended = wants_signins and (run.since is None or run.until is None)  # reports that show the window
-        return run, signins, *(data_extent(con) if open_ended else (None, None))
-
-    # the committed snapshot (connect() keeps DuckDB's progress bar off stdout); once more on the new
-    # one should a writer replace its files meanwhile
-    run, signins, first_event, last_event = read_snapshot(data, read)
-    report = build_report(
-        run.alerts, suppressed=run.suppressed, signins=signins, since=run.since, until=run.until,
-        generated_at=datetime.now(UTC), detections=run.counts, params=run.params,
-        coverage_scope="alerted" if only else "all", data_start=first_event, data_end=last_event,
+    result = run_detect(
+        data, since=window.since, until=window.until, only=only,
+        params=merge_overrides(settings.settings.detect.params, overrides), allowlist=allowlist,
+        catalogue=catalogue, timeout=timeout if timeout is not None else seconds(settings.settings.detect.timeout),
+        signins=needs_signins(outputs) and not alerts_only, coverage_scope="alerted" if only else "all",
     )
     interactive = stdout.is_terminal
-    write_outputs(report, outputs, width=stdout.width if interactive else 140, alerts_only=alerts_only,
+    write_outputs(result.report, outputs, width=stdout.width if interactive else 140, alerts_only=alerts_only,
                   color=interactive and not os.environ.get("NO_COLOR"), interactive=interactive,
                   screen_height=stdout.height)
-    failing = at_or_above(run.alerts, severity).height
-    if not quiet and not to_terminal:  # the table has its own summary; other formats get one line on stderr
-        stderr.print(_summary_line(report, failing, severity, [o.path for o in outputs if o.path]), markup=False,
-                     highlight=False, soft_wrap=True)
-    if not quiet:  # what the configuration file changed: a stray ./analyzer.toml must not act unseen
+    if result.no_data:  # even with --quiet: a cron job must not read "No alerts." over no data as an all-clear
+        stderr.print(f"warning: {result.extent.describe(result.window)}")
+    if not quiet:
+        _print_summary(result, severity, outputs, to_terminal)
         flags = [key for key, given in (("detect.fail_on", fail_on), ("detect.timeout", timeout)) if given is not None]
-        print_note(settings.note([*settings.params_applied(overrides),
+        print_note(settings.note([*settings.params_applied(overrides),  # a stray ./analyzer.toml must not act unseen
                                   *settings.applied("detect.fail_on", "detect.timeout", overridden=flags)],
-                                 suppressed=run.suppressed), to_stderr=not to_terminal)
-    raise typer.Exit(ExitCode.FINDINGS if failing else ExitCode.OK)
+                                 suppressed=result.run.suppressed), to_stderr=not to_terminal)
+    raise typer.Exit(result.exit_code(severity))
 
 
-def _cli_outputs(fmt: list[Format] | None, output: Path | None, output_dir: Path | None) -> list[Output]:
-    """The files (or standard output) to write, checked before any work: mistakes are usage errors."""
-    from analyzer.alerts.outputs import OutputError, plan
-
-    try:
-        return plan(fmt, output, output_dir)
-    except OutputError as exc:  # one line, exit 2: this is a usage error, found before any work
-        stderr.print(f"error: {exc.option}: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(ExitCode.USAGE) from None
-
-
-def _summary_line(report: Report, failing: int, severity: str, paths: list[Path]) -> str:
-    summary = report.summary
+def _print_summary(result: DetectReport, severity: str, outputs: list[Output], to_terminal: bool) -> None:
+    """The table has its own summary, followed by what the window held; other formats get one line on
+    stderr (standard output is the report)."""
+    if to_terminal:
+        if not result.no_data:
+            stdout.print(result.extent.describe(result.window))
+        return
+    summary = result.report.summary
     levels = ", ".join(f"{r['alerts']} {r['severity']}" for r in summary.by_severity.to_dicts() if r["alerts"])
+    paths = [o.path for o in outputs if o.path]
     written = ", ".join(str(p) for p in paths)
-    return (
-        f"{summary.alerts} alert(s){f' ({levels})' if levels else ''} from {len(report.detections)} detection(s); "
-        f"{summary.suppressed} suppressed by allowlists; {failing} at or above {severity}"
+    stderr.print(
+        f"{summary.alerts} alert(s){f' ({levels})' if levels else ''} from {len(result.report.detections)} "
+        f"detection(s); {summary.suppressed} suppressed by allowlists; {result.failing(severity)} at or above "
+        f"{severity}" + ("" if result.no_data else f"; {result.extent.describe(result.window)}")
         + (f"; report{'s' if len(paths) > 1 else ''} written to {written}" if paths else "")
     )
 
@@ -252,26 +218,12 @@ class ListFormat(StrEnum):
     markdown = "markdown"
 
 
-def _errors_to_exit(func: F) -> F:
-    """The same mapping as :func:`analyzer.cli.app.command`, for the ``detections`` sub-app."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except AnalyzerError as exc:
-            stderr.print(f"error: {exc}", markup=False)
-            raise typer.Exit(ExitCode.ERROR) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-detections_app = typer.Typer(name="detections", invoke_without_command=True, rich_markup_mode=None)
+detections_app = typer.Typer(name="detections", cls=Group, invoke_without_command=True, rich_markup_mode=None)
 app.add_typer(detections_app)
 
 
 @detections_app.callback(invoke_without_command=True)
-@_errors_to_exit
+@guarded
 def detections_command(
     ctx: typer.Context,
     fmt: Annotated[
@@ -287,6 +239,7 @@ def detections_command(
     Example: analyzer detections --format json
     """
     from analyzer.cli.docs import catalogue_markdown, detection_dict  # docs imports the whole CLI: not at import
+
     settings = load_config(config, verbose)
     if ctx.invoked_subcommand is not None:
         return
@@ -322,8 +275,7 @@ def _catalogue_table(catalogue: Catalogue) -> Any:
     return table
 
 
-@detections_app.command("show")
-@_errors_to_exit
+@command("show", typer_app=detections_app)
 def detections_show_command(
     detection_id: Annotated[str, typer.Argument(metavar="ID", help="A detection id (see `analyzer detections`).")],
     queries: QueriesOption = None,

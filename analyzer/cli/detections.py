@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from analyzer.alerts.sanitize import visible
-from analyzer.cli.app import ConfigOption, VerboseOption, load_config, stdout
-from analyzer.cli.detect import _errors_to_exit, detections_app
+from analyzer.cli.app import ConfigOption, VerboseOption, command, load_config, stdout
+from analyzer.cli.detect import detections_app
 from analyzer.errors import AnalyzerError, ExitCode
 
 if TYPE_CHECKING:
@@ -26,8 +26,7 @@ if TYPE_CHECKING:
 # --- analyzer detections test [DIR] --------------------------------------------------------------------------
 
 
-@detections_app.command("test")
-@_errors_to_exit
+@command("test", typer_app=detections_app)
 def detections_test_command(
     directory: Annotated[
         Path | None,
@@ -126,8 +125,7 @@ def _print_problems(problems: list[str]) -> None:
 TEMPLATE_ID = "template-example"
 
 
-@detections_app.command("new")
-@_errors_to_exit
+@command("new", typer_app=detections_app)
 def detections_new_command(
     detection_id: Annotated[
         str,

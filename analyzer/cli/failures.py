@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from analyzer.cli.app import ConfigOption, DataOption, VerboseOption, command, load_config, stdout, time_option
+from analyzer.cli.app import ConfigOption, DataOption, VerboseOption, command, load_config, stdout
 
 DEFAULT_GIVE_UP_AGE = "7d"
 
@@ -45,7 +45,9 @@ def failures_command(
             if older_than is None and give_up_after is not None:
                 cutoff: datetime | None = now - give_up_after
             else:
-                cutoff = time_option("--older-than", older_than or DEFAULT_GIVE_UP_AGE, now)
+                from analyzer.window import parse_time
+
+                cutoff = parse_time(older_than or DEFAULT_GIVE_UP_AGE, option="--older-than", now=now)
             assert cutoff is not None
             dataset.lock()
             given = dataset.manifest.give_up(failed_before=cutoff.timestamp())

@@ -10,7 +10,7 @@ import typer
 
 from analyzer.alerts.sanitize import visible
 from analyzer.cli.app import (
-    EXIT_CODES_HELP,
+    WRITER_EXIT_CODES,
     ConfigOption,
     DataOption,
     QuietOption,
@@ -21,8 +21,7 @@ from analyzer.cli.app import (
     stderr,
     stdout,
 )
-from analyzer.errors import ExitCode
-from analyzer.sources.local import walk
+from analyzer.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from analyzer.ingest import IngestStats
@@ -43,8 +42,7 @@ def parse_size(value: str) -> int:
     try:
         return int(size(value, bare_bytes=True))
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a size (e.g. 512MiB, 2G)",
-                                 param_hint="'--max-object-size'") from None
+        raise UsageError(f"{value!r} is not a size (e.g. 512MiB, 2G)", option="--max-object-size") from None
 
 
 MaxObjectSizeOption = Annotated[
@@ -94,9 +92,11 @@ def print_compaction(stats: CompactStats) -> None:
     )
 
 
-@command("ingest", epilog=EXIT_CODES_HELP)
+@command("ingest", epilog=WRITER_EXIT_CODES, resumable=True)
 def ingest_command(
-    paths: Annotated[list[Path], typer.Argument(help="Log files or directories (walked recursively).")],
+    paths: Annotated[list[str], typer.Argument(
+        metavar="PATH", help="Log files or directories (walked recursively). For S3, use `analyzer pull`.",
+        show_default=False)],
     data: DataOption = Path("ctdata"),
     workers: Annotated[int | None, typer.Option(
         help="Worker processes (default: [ingest] workers, else one per core).", min=1)] = None,
@@ -123,21 +123,22 @@ def ingest_command(
 
     Accepts CloudTrail's gzipped {"Records": [...]} files, the same uncompressed, JSON arrays of
     records and JSON Lines. Objects already ingested are not read again; digest files and
-    non-CloudTrail files are skipped and counted.
+    non-CloudTrail files are skipped and counted. Ctrl-C stops the run; rerun to resume.
 
     Example: analyzer ingest ./AWSLogs --data ./ctdata
     """
     from analyzer.cli.progress import ingest_progress
-    from analyzer.ingest import ingest
+    from analyzer.jobs.ingest import local_paths, run_ingest
 
     loaded = load_config(config, verbose)
     table = loaded.settings.ingest
     max_object_bytes = parse_size(max_object_size) if max_object_size else table.max_object_size or MAX_OBJECT_BYTES
     batch_bytes = int(batch_mb * 2**20) if batch_mb is not None else table.batch_size or BATCH_BYTES
     compact = compact_partitions if compact_partitions is not None else table.compact is not False
+    folders = local_paths(paths)  # an s3:// URL is pull's: a usage error before the progress bar starts
     with ingest_progress(not quiet) as progress:
-        stats = ingest(walk(paths), data, workers=workers or table.workers, batch_bytes=batch_bytes,
-                       progress=progress, compact_partitions=compact, max_object_bytes=max_object_bytes)
+        stats = run_ingest(folders, data, workers=workers or table.workers, batch_bytes=batch_bytes,
+                           progress=progress, compact=compact, max_object_bytes=max_object_bytes)
     if not quiet:
         print_summary(stats)
         if verbose:
@@ -149,7 +150,7 @@ def ingest_command(
     raise typer.Exit(stats.exit_code)
 
 
-@command("compact")
+@command("compact", resumable=True)
 def compact_command(
     data: DataOption = Path("ctdata"),
     all_days: Annotated[

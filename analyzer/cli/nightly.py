@@ -18,53 +18,54 @@ from analyzer.cli.app import (
     QuietOption,
     VerboseOption,
     command,
-    config_strings,
     load_config,
     print_note,
     stderr,
     stdout,
-    time_option,
 )
 from analyzer.cli.detect import Severity
 from analyzer.cli.extra import QueriesOption, SigmaOption, run_catalogue
 from analyzer.cli.ingest import print_summary
-from analyzer.errors import AnalyzerError
+from analyzer.errors import AnalyzerError, UsageError
 
 if TYPE_CHECKING:
     from analyzer.config import Config
-    from analyzer.ingest import IngestStats
-    from analyzer.nightly import NightlyResult
+    from analyzer.jobs.nightly import NightlyResult
+    from analyzer.jobs.progress import Progress
     from analyzer.sources.s3 import S3Source
 
 # The nightly job (ingest pipeline, boto3, notifiers) is imported when it runs: start-up time.
 
 NIGHTLY_EXIT_CODES = (
-    "Exit codes: 0 no new alert at or above --fail-on; 3 new alerts at or above --fail-on; 4 partial: some "
-    "objects failed or records were quarantined, or a notifier failed (its alerts are sent by the next run; "
-    "4 wins over 3); 1 error (configuration, credentials, unreadable dataset; nothing recorded); 2 usage error."
+    "Exit codes: 0 no alert at or above --fail-on to announce; 3 new alerts at or above --fail-on (or alerts "
+    "an earlier run announced but could not deliver, sent now); 4 partial: some objects failed or records were "
+    "quarantined, or a notifier failed (its alerts are sent by the next run; 4 wins over 3); 5 the window "
+    "held no events (a wrong source or dataset, or a quiet account); 1 error (configuration, credentials, "
+    "unreadable dataset; nothing recorded); 2 usage error; 130 interrupted (rerun to resume)."
 )
 MAX_PRINTED_PROBLEMS = 50
 
 
-
-
 def _source(given: str | None, config: Config) -> str:
     """--source, else [nightly] source, else the [pull] bucket and prefix."""
-    pull = config.settings.pull
+    from analyzer.jobs.sources import trail_url
+
     value = given or config.settings.nightly.source
-    if not value and pull.bucket:
-        value = f"s3://{pull.bucket}/{(pull.prefix or '').strip('/')}"
     if not value:
-        raise typer.BadParameter("give s3://BUCKET[/PREFIX] or a directory (or [nightly] source in the config)",
-                                 param_hint="'--source'")
+        if not config.settings.pull.bucket:
+            raise UsageError("give s3://BUCKET[/PREFIX] or a directory (or [nightly] source in the config)",
+                             option="--source")
+        return trail_url(None, config.settings.pull, option="--source")
     value = str(value)
-    if not value.startswith("s3://") and not Path(value).expanduser().is_dir():
-        raise typer.BadParameter(f"{value}: not an s3:// URL or an existing directory", param_hint="'--source'")
+    if value.startswith("s3:"):
+        return trail_url(value, option="--source")
+    if not Path(value).expanduser().is_dir():
+        raise UsageError(f"{value}: not an s3:// URL or an existing directory", option="--source")
     return value
 
 
 @contextmanager
-def _progress(enabled: bool, source: S3Source | Path) -> Iterator[Callable[[IngestStats], None]]:
+def _progress(enabled: bool, source: S3Source | Path) -> Iterator[Callable[[Progress], None]]:
     from analyzer.cli.progress import ingest_progress, pull_progress
 
     if isinstance(source, Path):
@@ -79,13 +80,19 @@ def _plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
+def _window(result: NightlyResult) -> Any:
+    from analyzer.window import Window
+
+    return Window(result.since, result.until)
+
+
 def _print(result: NightlyResult, source: str, note: str | None) -> None:
     if result.pull is not None:
         listing = result.pull.listing
-        stdout.print(f"pull {source}: {result.pull.window}; listed {listing.objects_listed:,} objects, fetched "
-                     f"{listing.objects_fetched:,} ({listing.bytes_fetched / 1e6:,.1f} MB)", markup=False)
+        stdout.print(f"pull {visible(source)}: {result.pull.window}; listed {listing.objects_listed:,} objects, "
+                     f"fetched {listing.objects_fetched:,} ({listing.bytes_fetched / 1e6:,.1f} MB)", markup=False)
     else:
-        stdout.print(f"ingest {source}:", markup=False)
+        stdout.print(f"ingest {visible(source)}:", markup=False)
     print_summary(result.stats)
     changes = {c: sum(1 for a in result.alerts if a.change == c) for c in ("new", "escalated", "grew", "seen")}
     stdout.print(
@@ -93,19 +100,25 @@ def _print(result: NightlyResult, source: str, note: str | None) -> None:
         f"{_plural(len(result.alerts), 'alert')} "
         f"({changes['new']} new, {changes['escalated']} escalated, {changes['grew']} grown, {changes['seen']} already "
         f"reported); {result.findings} to report at or above {result.fail_on}", markup=False)
+    if result.extent is not None and not result.no_data:
+        stdout.print(f"window: {result.extent.describe(_window(result))}", markup=False)
     for path in result.reports:
-        stdout.print(f"report: {visible(path)}", markup=False)
+        stdout.print(f"report: {visible(str(path.absolute()))}", markup=False)
+    late = {p.fingerprint for p in result.delivered_late}
     for delivery in result.deliveries:
         if delivery.ok:
-            stdout.print(f"notify {delivery.label}: {_plural(len(delivery.sent), 'alert')} sent in "
-                         f"{_plural(delivery.messages, 'message')}", markup=False)
+            earlier = sum(1 for f in delivery.sent if f in late)
+            stdout.print(f"notify {visible(delivery.label)}: {_plural(len(delivery.sent), 'alert')} sent in "
+                         f"{_plural(delivery.messages, 'message')}"
+                         + (f" ({earlier:,} announced by an earlier run that could not deliver them)" if earlier
+                            else ""), markup=False)
     if not result.complete:
         stdout.print("window: not moved (some prefixes or objects failed: the next run covers this window again)",
                      markup=False)
     print_note(note)
 
 
-@command("nightly", epilog=NIGHTLY_EXIT_CODES)
+@command("nightly", epilog=NIGHTLY_EXIT_CODES, resumable=True)
 def nightly_command(
     source: Annotated[str | None, typer.Option(
         "--source", "-s", metavar="s3://BUCKET[/PREFIX]|DIR",
@@ -114,8 +127,12 @@ def nightly_command(
              "source, else [pull] bucket/prefix of the configuration file.")] = None,
     data: DataOption = Path("ctdata"),
     report_dir: Annotated[Path | None, typer.Option(
-        file_okay=False, help="Where the dated report pair goes (report-YYYY-MM-DDTHHMMZ.html and .md). Default: "
-                              "[nightly] report_dir, else DATA/_analyzer/reports.")] = None,
+        file_okay=False, metavar="DIR", help="Where the dated report pair goes (report-YYYY-MM-DDTHHMMZ.html and "
+        ".md; a rerun of the same window adds -2, -3...: a report is never replaced). Default: [nightly] "
+        "report_dir, else DATA/_analyzer/reports.")] = None,
+    report_url: Annotated[str | None, typer.Option(
+        metavar="URL", help="Where the report folder is published (https://...): notifications link this URL "
+        "plus the report's name. Default: [nightly] report_url, else the report's absolute path.")] = None,
     sns_topic_arn: Annotated[str | None, typer.Option(
         metavar="ARN", help="Publish new alerts to this SNS topic (needs sns:Publish). Default: [notify.sns] "
                             "topic_arn.")] = None,
@@ -162,32 +179,34 @@ def nightly_command(
       analyzer nightly --config /etc/analyzer.toml --quiet    # everything from [nightly], [pull], [notify.*]
     """
     from analyzer.alerts.notify import notifiers_from_config, parse_topic_arn
-    from analyzer.nightly import NightlySettings, parse_duration, run_nightly
-    from analyzer.sources.s3 import S3Source, make_session
+    from analyzer.jobs.nightly import NightlySettings, parse_duration, run_nightly
+    from analyzer.jobs.sources import s3_source
+    from analyzer.sources.s3 import make_session
+    from analyzer.window import parse_window
 
     loaded = load_config(config, verbose)
     settings = NightlySettings.from_settings(loaded.settings)
     now = datetime.now(UTC)
-    start, end = time_option("--since", since, now), time_option("--until", until, now)
-    if start and end and start >= end:
-        raise typer.BadParameter("--since must be before --until", param_hint="'--since'")
+    window = parse_window(since, until, now=now)  # the same checks and words as detect's and pull's
     overrides: dict[str, Any] = {}
     if late_margin is not None:
         try:
-            overrides["late_margin"] = parse_duration(late_margin, what="--late-margin")
+            overrides["late_margin"] = parse_duration(late_margin)
         except AnalyzerError as exc:
-            raise typer.BadParameter(str(exc), param_hint="'--late-margin'") from None
+            raise UsageError(str(exc).replace("duration = ", "", 1), option="--late-margin") from None
     if fail_on is not None:
         overrides["fail_on"] = fail_on.value
     if timeout is not None:
         overrides["timeout"] = timeout
+    if report_url is not None:
+        overrides["report_url"] = report_url
     if overrides:
         settings = replace(settings, **overrides)
     if sns_topic_arn is not None:
         try:
             parse_topic_arn(sns_topic_arn)
         except AnalyzerError as exc:
-            raise typer.BadParameter(str(exc), param_hint="'--sns-topic-arn'") from None
+            raise UsageError(str(exc), option="--sns-topic-arn") from None
     where = _source(source, loaded)
     folder = report_dir or loaded.settings.nightly.report_dir
     pull_config, sns_config = loaded.settings.pull, loaded.settings.notify.sns
@@ -202,19 +221,14 @@ def nightly_command(
     )
     origin: S3Source | Path
     if where.startswith("s3://"):
-        origin = S3Source.connect(
-            where, profile=pull_config.profile, endpoint_url=pull_config.endpoint_url,
-            workers=settings.fetch_threads, accounts=config_strings(pull_config.accounts),
-            regions=config_strings(pull_config.regions), org_id=pull_config.org_id,
-        )
-        origin.check()
+        origin = s3_source(where, pull_config, workers=settings.fetch_threads)  # [pull]: profile, endpoint...
     else:
         origin = Path(where).expanduser()
     with _progress(not quiet, origin) as progress:
         result = run_nightly(
             data, origin, notifiers=notifiers, settings=settings, report_dir=Path(folder) if folder else None,
-            since=start, until=end, now=now, catalogue=catalogue, params=loaded.settings.detect.params,
-            allowlist=allowlist, progress=progress,
+            since=window.since, until=window.until, now=now, catalogue=catalogue,
+            params=loaded.settings.detect.params, allowlist=allowlist, progress=progress,
         )
     for line in result.warnings:
         stderr.print(f"warning: {visible(line)}", markup=False)
@@ -229,10 +243,11 @@ def nightly_command(
     if not quiet:
         flags = {"nightly.fail_on": fail_on, "detect.fail_on": fail_on, "nightly.timeout": timeout,
                  "detect.timeout": timeout, "nightly.late_margin": late_margin, "nightly.source": source,
-                 "nightly.report_dir": report_dir}
+                 "nightly.report_dir": report_dir, "nightly.report_url": report_url}
         note = loaded.note([*loaded.params_applied(), *loaded.applied(
             "nightly.fail_on", "detect.fail_on", "nightly.timeout", "detect.timeout", "nightly.late_margin",
-            "nightly.renotify_growth", overridden=[k for k, v in flags.items() if v is not None])],
+            "nightly.renotify_growth", "nightly.report_url", "nightly.forget_alerts_after", "nightly.retention",
+            overridden=[k for k, v in flags.items() if v is not None])],
             suppressed=result.run.suppressed)
         _print(result, where, note)
     raise typer.Exit(result.exit_code)

@@ -1,6 +1,9 @@
 """Rich progress bars on stderr: the ingest pipeline's counters, a pull's S3 counters, compaction.
 
-Imported by the commands that show them, not at start: rich.progress takes a while to import.
+A bar has a total only once it is final (a local walk is made before the ingest starts; an S3
+listing is done when it is done): "551/1,796 files" that end as 2,841 would be a lie. Until then it
+counts what is done of what was found so far. Imported by the commands that show them, not at
+start: rich.progress takes a while to import.
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ from rich.text import Text
 from analyzer.cli.app import stderr
 
 if TYPE_CHECKING:
-    from analyzer.ingest import IngestStats
+    from analyzer.jobs.progress import Progress as Update
     from analyzer.sources.s3 import S3Source
 
 
+def files_text(update: Update) -> str:
+    """``551/2,841 files`` once the total is final, else ``551 files done, 1,796 found so far``."""
+    if update.total is not None:
+        return f"{update.done:,}/{update.total:,} files"
+    return f"{update.done:,} files done, {update.found:,} found so far"
+
+
 @contextmanager
-def ingest_progress(enabled: bool, label: str = "ingest") -> Iterator[Callable[[IngestStats], None]]:
-    """Yields a callback that renders :class:`IngestStats`; a no-op when disabled."""
+def ingest_progress(enabled: bool, label: str = "ingest") -> Iterator[Callable[[Update], None]]:
+    """Yields a callback that renders a job's :class:`~analyzer.jobs.progress.Progress`; a no-op when disabled."""
     if not enabled:
         yield lambda stats: None
         return
@@ -35,17 +45,17 @@ def ingest_progress(enabled: bool, label: str = "ingest") -> Iterator[Callable[[
     with Progress(*columns, console=stderr, transient=True, refresh_per_second=2) as progress:
         task = progress.add_task(label, total=None, detail="")
 
-        def update(stats: IngestStats) -> None:
+        def update(state: Update) -> None:
+            stats = state.stats
             seconds = max(stats.seconds, 1e-6)
             if stats.phase != "ingest":  # the files are in: indexing duplicates, then compacting days
                 progress.update(task, detail=f"{stats.events:,} events · {stats.phase}")
                 return
             detail = (
-                f"{stats.processed:,}/{stats.planned_objects:,} files · {stats.events:,} events · "
+                f"{files_text(state)} · {stats.events:,} events · "
                 f"{stats.bytes_uncompressed / 1e6:,.0f} MB · {stats.events / seconds:,.0f} events/s"
             )
-            progress.update(task, total=stats.planned_objects or None, completed=stats.processed,
-                            detail=detail)
+            progress.update(task, total=state.total or None, completed=state.done, detail=detail)
 
         yield update
 
@@ -53,36 +63,39 @@ def ingest_progress(enabled: bool, label: str = "ingest") -> Iterator[Callable[[
 class _Live(ProgressColumn):
     """Listing and download counters, read live (listing runs ahead of the pipeline's callbacks)."""
 
-    def __init__(self, source: S3Source, stats: list[IngestStats]) -> None:
+    def __init__(self, source: S3Source, latest: list[Update]) -> None:
         super().__init__()
         self.source = source
-        self.stats = stats
+        self.latest = latest
 
     def render(self, task: Task) -> Text:
         c = self.source.counters
-        events = self.stats[0].events if self.stats else 0
+        state = self.latest[0] if self.latest else None
+        events = state.stats.events if state else 0
         seconds = max(task.elapsed or 0.0, 1e-6)
+        listed = f"{c.objects_listed:,} listed" if state is None or state.total is None else files_text(state)
         return Text(
-            f"{c.objects_listed:,} listed · {c.objects_fetched:,} fetched ({c.bytes_fetched / 1e6:,.1f} MB) · "
+            f"{listed} · {c.objects_fetched:,} fetched ({c.bytes_fetched / 1e6:,.1f} MB) · "
             f"{events:,} events · {events / seconds:,.0f} events/s"
         )
 
 
 @contextmanager
-def pull_progress(enabled: bool, source: S3Source) -> Iterator[Callable[[IngestStats], None]]:
-    """A progress bar on stderr: files processed of those planned, plus the live S3 counters."""
+def pull_progress(enabled: bool, source: S3Source) -> Iterator[Callable[[Update], None]]:
+    """A progress bar on stderr: files done (of the total, once the listing has ended), plus the live
+    S3 counters."""
     if not enabled:
         yield lambda stats: None
         return
-    latest: list[IngestStats] = []
+    latest: list[Update] = []
     columns = (TextColumn("[bold]pull"), BarColumn(), TaskProgressColumn(), _Live(source, latest),
                TimeElapsedColumn())
     with Progress(*columns, console=stderr, transient=True) as progress:
         task = progress.add_task("pull", total=None)
 
-        def update(stats: IngestStats) -> None:
-            latest[:] = [stats]
-            progress.update(task, total=stats.planned_objects or None, completed=stats.processed)
+        def update(state: Update) -> None:
+            latest[:] = [state]
+            progress.update(task, total=state.total or None, completed=state.done)
 
         yield update
 

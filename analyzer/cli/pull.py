@@ -9,34 +9,40 @@ import typer
 
 from analyzer.alerts.sanitize import visible
 from analyzer.cli.app import (
-    EXIT_CODES_HELP,
+    WRITER_EXIT_CODES,
     ConfigOption,
     DataOption,
     QuietOption,
     VerboseOption,
     command,
-    config_strings,
     load_config,
     print_note,
     stderr,
     stdout,
-    time_option,
 )
 from analyzer.cli.ingest import MAX_OBJECT_BYTES, MaxObjectSizeOption, parse_size, print_summary
-from analyzer.sources.window import utcnow
+from analyzer.jobs.sources import DEFAULT_WORKERS, TRAIL
 
 if TYPE_CHECKING:
-    from analyzer.sources.pull import PullResult
+    from analyzer.jobs.pull import PullResult
 
 # boto3, the S3 source and the ingest pipeline are imported when a pull runs: start-up time.
 
 MAX_PRINTED_PROBLEMS = 50
-#: analyzer.sources.s3.DEFAULT_WORKERS, for the help text (tests/test_cli_startup.py checks they agree).
-DEFAULT_WORKERS = 32
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def margin_text(result: PullResult) -> str:
+    """What the late-delivery margin did: day folders are listed whole, the last one past ``until``."""
+    first, last = result.listed_days
+    _, until = result.window.span()
+    return (f"day folders: {first:%Y-%m-%d} to {last:%Y-%m-%d}, each listed whole (CloudTrail delivers a file "
+            f"minutes after its events, into the folder of the day it delivers): the files delivered on "
+            f"{last:%Y-%m-%d} are ingested whole, events after {until:%Y-%m-%dT%H:%MZ} included; "
+            "`detect --until` bounds what is analysed")
 
 
 def _print_result(result: PullResult) -> None:
@@ -49,6 +55,7 @@ def _print_result(result: PullResult) -> None:
         f"({listing.bytes_fetched / 1e6:,.1f} MB)",
         markup=False,
     )
+    stdout.print(margin_text(result), markup=False)
     print_summary(result.stats)
     if result.watermark and result.failing:
         stdout.print(f"watermark: {result.watermark:%Y-%m-%dT%H:%M:%SZ}, held at the day of the oldest of "
@@ -62,24 +69,25 @@ def _print_result(result: PullResult) -> None:
                      "lists this window again)", markup=False)
 
 
-@command("pull", epilog=EXIT_CODES_HELP)
+@command("pull", epilog=WRITER_EXIT_CODES, resumable=True)
 def pull_command(
     url: Annotated[str | None, typer.Argument(
-        metavar="s3://BUCKET[/PREFIX]",
+        metavar=TRAIL,
         help="The trail's bucket and key prefix (the part before AWSLogs/); default: [pull] bucket/prefix "
-             "of the configuration file.")] = None,
+             "of the configuration file.", show_default=False)] = None,
     data: DataOption = Path("ctdata"),
     since: Annotated[str | None, typer.Option(
         help="Start: ISO date/time (2024-05-01, 2024-05-01T12:00Z) or a look-back (36h, 7d). "
              "Default: a day before the last pull's end; 24h on a first pull.")] = None,
     until: Annotated[str | None, typer.Option(
-        help="End (exclusive): ISO date/time or a look-back. Default: now. Day folders up to an hour "
-             "after it are listed too, for events delivered late.")] = None,
+        help="End (exclusive): ISO date/time or a look-back. Default: now. Day folders are listed whole, up "
+             "to the day an hour after it (late deliveries): the files of that day are ingested whole, so "
+             "the dataset may hold events after it (the summary says so).")] = None,
     account: Annotated[list[str] | None, typer.Option(
-        "--account", help="Only this account id (repeatable).")] = None,
+        "--account", metavar="ID", help="Only this account id (repeatable).")] = None,
     region: Annotated[list[str] | None, typer.Option(
-        "--region", help="Only logs of this region (repeatable). The S3 client's own region comes from "
-                         "AWS_REGION/the profile, or the bucket's location.")] = None,
+        "--region", metavar="REGION", help="Only logs of this region (repeatable). One --region is also the "
+        "S3 client's region (as in the AWS CLI); with several, AWS_REGION/the profile's, else the bucket's.")] = None,
     org_id: Annotated[str | None, typer.Option(
         "--org-id", help="Only this organization trail (o-…); default: every organization found.")] = None,
     profile: Annotated[str | None, typer.Option(help="AWS profile (default: AWS_PROFILE or the "
@@ -112,36 +120,30 @@ def pull_command(
       analyzer pull s3://logs --since 2024-05-01 --until 2024-06-01 --profile audit --workers 64
 
       analyzer pull s3://trail --endpoint-url http://localhost:9000   # MinIO or another S3-compatible store
+
+    Ctrl-C stops the run; rerun to resume (nothing is fetched or ingested twice).
     """
+    from datetime import UTC, datetime
+
     from analyzer.cli.progress import pull_progress
-    from analyzer.sources.pull import pull
-    from analyzer.sources.s3 import S3Source
+    from analyzer.jobs.pull import run_pull
+    from analyzer.jobs.sources import s3_source, trail_url
+    from analyzer.window import parse_window
 
     loaded = load_config(config_file, verbose)
     url_given = url is not None
     config, ingest_table = loaded.settings.pull, loaded.settings.ingest
-    if url is None:
-        if not config.bucket:
-            raise typer.BadParameter("give s3://BUCKET[/PREFIX] (or [pull] bucket in the configuration file)",
-                                     param_hint="s3://BUCKET[/PREFIX]")
-        url = f"s3://{config.bucket}/{(config.prefix or '').strip('/')}"
-    now = utcnow()
-    start, end = time_option("--since", since, now), time_option("--until", until, now)
-    if start and end and start >= end:
-        raise typer.BadParameter("--since must be before --until", param_hint="--since")
-    threads = workers or config.workers or DEFAULT_WORKERS
-    source = S3Source.connect(
-        url, profile=profile or config.profile, endpoint_url=endpoint_url or config.endpoint_url,
-        workers=threads, accounts=account or config_strings(config.accounts),
-        regions=region or config_strings(config.regions), org_id=org_id or config.org_id,
-        keep_raw=keep_raw,
-    )
+    where = trail_url(url, config)  # a usage error before any request
+    now = datetime.now(UTC)
+    window = parse_window(since, until, now=now)  # the same checks and words as detect's
     max_object_bytes = (parse_size(max_object_size) if max_object_size
                         else ingest_table.max_object_size or MAX_OBJECT_BYTES)
-    source.check()
+    threads = workers or config.workers or DEFAULT_WORKERS
+    source = s3_source(where, config, profile=profile, endpoint_url=endpoint_url, workers=threads, accounts=account,
+                       regions=region, org_id=org_id, keep_raw=keep_raw)
     with pull_progress(not quiet, source) as progress:
-        result = pull(source, data, since=start, until=end, fetch_threads=threads, progress=progress, now=now,
-                      max_object_bytes=max_object_bytes)
+        result = run_pull(source, data, since=window.since, until=window.until, fetch_threads=threads,
+                          progress=progress, now=now, max_object_bytes=max_object_bytes)
     for where, reason in result.listing.problems[:MAX_PRINTED_PROBLEMS]:
         stderr.print(f"error: {visible(where)}: {visible(reason)}", markup=False)
     if len(result.listing.problems) > MAX_PRINTED_PROBLEMS:

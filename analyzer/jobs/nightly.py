@@ -3,16 +3,18 @@
 One function, :func:`run_nightly`, that cron, a systemd timer or a scheduled container calls
 through ``analyzer nightly``; notebooks can call it too. The order matters:
 
-1. **pull** (S3, through :func:`analyzer.sources.pull.pull` and its watermark) or **ingest** a local
+1. **pull** (S3, through :func:`analyzer.jobs.pull.run_pull` and its watermark) or **ingest** a local
    directory (the manifest makes both incremental);
 2. **detect** over ``[since, until)``: ``since`` defaults to the end of the last *complete* run minus
    the late-delivery margin (``late_margin``); before any run completed, to where the first
    incomplete run started, or to ``until - first_run_lookback`` (see :func:`detection_window`);
 3. **record** the alerts in :mod:`analyzer.alerts.state` (which are new, escalated or grown since
    the last run), then the **report**: ``report-YYYY-MM-DDTHHMMZ.html`` and ``.md`` (named after
-   ``until``, marking what is new), written atomically; a rerun of the same window replaces them;
+   ``until``, marking what is new), written atomically; a rerun of the same window never replaces
+   an earlier report: its pair is ``report-…Z-2.html`` and ``.md``, and so on;
 4. **notify**: each notifier sends what it has pending (new, escalated or grown alerts, plus
-   whatever it failed to send before);
+   whatever it failed to send before), naming the report by its absolute path, or by
+   ``report_url`` + its file name when the reports are published somewhere;
 5. the run is recorded as finished last. A run is *complete* (the next default window starts from
    its end) when every object was listed, fetched and ingested: events of an object that failed
    tonight and is ingested tomorrow may be older than tomorrow's window, so the window stays where
@@ -21,6 +23,10 @@ through ``analyzer nightly``; notebooks can call it too. The order matters:
    go out with the next run.
 
 A crash anywhere before step 5 leaves the next run's default window where it was.
+
+``forget_alerts_after`` (formerly ``retention``) is how long the *alert state* remembers an alert
+that stopped firing (so that it is not announced again when it comes back within that time): it
+deletes no data and no report.
 """
 
 from __future__ import annotations
@@ -32,32 +38,37 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import duckdb
 
 from analyzer.alerts import build_report, console_signins, render
 from analyzer.alerts.notify import Delivery, Notifier, NotifyContext
 from analyzer.alerts.shape import severity_rank
-from analyzer.alerts.state import DEFAULT_GROWTH, AlertState, TrackedAlert
+from analyzer.alerts.state import DEFAULT_GROWTH, AlertState, Pending, TrackedAlert
 from analyzer.config import validate
 from analyzer.detect import Allowlist, Catalogue, DetectionRun, run_detections
 from analyzer.detect.params import Overrides
 from analyzer.errors import AnalyzerError, ExitCode
 from analyzer.files import write_text_atomic
-from analyzer.ingest import IngestStats, ingest
+from analyzer.ingest import IngestStats
 from analyzer.ingest.decode import MAX_OBJECT_BYTES
+from analyzer.jobs.detect import DataExtent, data_extent
+from analyzer.jobs.ingest import run_ingest
+from analyzer.jobs.progress import Progress
+from analyzer.jobs.pull import PullResult, run_pull
 from analyzer.settings import Settings, seconds
 from analyzer.settings import parse_duration as parse_duration_text
-from analyzer.sources.local import walk
-from analyzer.sources.pull import PullResult, pull
 from analyzer.sources.s3 import DEFAULT_WORKERS, S3Source
 from analyzer.store.engine import read_snapshot
 from analyzer.store.layout import Layout
 from analyzer.timespec import utc
+from analyzer.window import TimeLike, Window, parse_time
 
 DEFAULT_LATE_MARGIN = timedelta(hours=2)
 DEFAULT_FIRST_RUN_LOOKBACK = timedelta(hours=24)
-DEFAULT_RETENTION = timedelta(days=90)
+DEFAULT_FORGET_ALERTS_AFTER = timedelta(days=90)
+DEFAULT_RETENTION = DEFAULT_FORGET_ALERTS_AFTER  # its former name
 DEFAULT_MAX_LOOKBACK = timedelta(days=7)
 LOCK_FILE = "nightly.lock"
 REPORTS_DIR = "reports"  # under DATA/_analyzer/ when no report directory is given
@@ -82,11 +93,17 @@ class NightlySettings:
     max_lookback: timedelta = DEFAULT_MAX_LOOKBACK  # a default window never starts earlier than this
     fail_on: str = "high"
     renotify_growth: float = DEFAULT_GROWTH
-    retention: timedelta = DEFAULT_RETENTION
+    forget_alerts_after: timedelta = DEFAULT_FORGET_ALERTS_AFTER  # alert state only: no data, no report
     workers: int | None = None  # ingest worker processes (default: one per core)
     fetch_threads: int = DEFAULT_WORKERS  # concurrent S3 downloads
     timeout: float | None = None  # seconds the detections may run (None: no limit)
     max_object_bytes: int = MAX_OBJECT_BYTES  # one log object's uncompressed size
+    report_url: str | None = None  # where the report folder is published: notifications link report_url + name
+
+    @property
+    def retention(self) -> timedelta:
+        """The former name of :attr:`forget_alerts_after`."""
+        return self.forget_alerts_after
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NightlySettings:
@@ -103,11 +120,12 @@ class NightlySettings:
             max_lookback=duration(table.max_lookback, DEFAULT_MAX_LOOKBACK),
             fail_on=str(table.fail_on or settings.detect.fail_on or "high"),
             renotify_growth=float(growth) if growth is not None else DEFAULT_GROWTH,
-            retention=duration(table.retention, DEFAULT_RETENTION),
+            forget_alerts_after=duration(table.forget_alerts_after or table.retention, DEFAULT_FORGET_ALERTS_AFTER),
             workers=table.workers or settings.ingest.workers,
             fetch_threads=table.fetch_threads or settings.pull.workers or DEFAULT_WORKERS,
             timeout=seconds(table.timeout if table.timeout is not None else settings.detect.timeout),
             max_object_bytes=int(settings.ingest.max_object_size or MAX_OBJECT_BYTES),
+            report_url=table.report_url,
         )
 
     @classmethod
@@ -133,6 +151,8 @@ class NightlyResult:
     pruned: int = 0
     problems: list[str] = field(default_factory=list)  # one line each: listing problems, failed objects
     warnings: list[str] = field(default_factory=list)
+    extent: DataExtent | None = None  # what the detection window held
+    delivered_late: list[Pending] = field(default_factory=list)  # sent now, announced by an earlier run
 
     @property
     def announced(self) -> list[TrackedAlert]:
@@ -141,9 +161,17 @@ class NightlyResult:
 
     @property
     def findings(self) -> int:
-        """Announced alerts at or above ``fail_on`` (what exit code 3 is about)."""
+        """Alerts at or above ``fail_on`` this run announced or delivered (what exit code 3 is about):
+        alerts an earlier run announced but a notifier failed to send count when they go out."""
         bar = severity_rank(self.fail_on)
-        return sum(1 for a in self.announced if severity_rank(a.alert.get("severity")) >= bar)
+        urgent = {a.fingerprint for a in self.announced if severity_rank(a.alert.get("severity")) >= bar}
+        urgent |= {p.fingerprint for p in self.delivered_late if severity_rank(p.alert.get("severity")) >= bar}
+        return len(urgent)
+
+    @property
+    def no_data(self) -> bool:
+        """The detection window held no events (a wrong source or dataset, or a quiet account)."""
+        return self.extent is not None and self.extent.events == 0
 
     @property
     def ingest_partial(self) -> bool:
@@ -157,28 +185,60 @@ class NightlyResult:
     @property
     def exit_code(self) -> ExitCode:
         """4 when ingest was partial or a notifier failed (it wins over 3: alerts may be unsent),
-        else 3 when this run announced alerts at or above ``fail_on``, else 0."""
+        else 3 when this run announced or delivered alerts at or above ``fail_on``, else 5 when the
+        window held no events, else 0."""
         if self.ingest_partial or self.failed_notifiers:
             return ExitCode.PARTIAL
-        return ExitCode.FINDINGS if self.findings else ExitCode.OK
+        if self.findings:
+            return ExitCode.FINDINGS
+        return ExitCode.NO_DATA if self.no_data else ExitCode.OK
 
     def summary(self) -> dict[str, Any]:
         """Plain values for the run's record in the alert state."""
         return {
-            "events": self.stats.events, "ingested": self.stats.ingested, "failed_objects": self.stats.failed,
-            "quarantined": self.stats.quarantined, "alerts": len(self.alerts), "announced": len(self.announced),
-            "rewrites": [str(r) for r in self.stats.rewrites], "retried_failures": self.stats.retried,
+            "events": self.stats.events,
+            "ingested": self.stats.ingested,
+            "failed_objects": self.stats.failed,
+            "quarantined": self.stats.quarantined,
+            "alerts": len(self.alerts),
+            "announced": len(self.announced),
+            "rewrites": [str(r) for r in self.stats.rewrites],
+            "retried_failures": self.stats.retried,
             "remaining_failures": self.stats.still_failing,
-            "findings": self.findings, "reports": [str(p) for p in self.reports],
-            "deliveries": {d.notifier: {"sent": len(d.sent), "failed": len(d.failed), "error": d.error}
-                           for d in self.deliveries},
+            "findings": self.findings,
+            "reports": [str(p) for p in self.reports],
+            "window_events": self.extent.events if self.extent else None,
+            "delivered_late": len(self.delivered_late),
+            "deliveries": {
+                d.notifier: {"sent": len(d.sent), "failed": len(d.failed), "error": d.error} for d in self.deliveries
+            },
             "exit_code": int(self.exit_code),
         }
 
 
 def report_stem(until: datetime) -> str:
-    """``report-2026-11-28T0200Z``: sortable, one per window end (a rerun replaces its files)."""
+    """``report-2026-11-28T0200Z``: sortable, named after the window's end."""
     return f"report-{utc(until):%Y-%m-%dT%H%MZ}"
+
+
+def report_paths(folder: Path, until: datetime) -> list[Path]:
+    """The report pair of a run ending at ``until``: ``report-…Z.html`` and ``.md``, or, when an earlier
+    run (a rerun of the same window) wrote either, ``report-…Z-2``, ``-3``…: a report is never replaced."""
+    stem = report_stem(until)
+    for n in range(1, 10_000):
+        name = stem if n == 1 else f"{stem}-{n}"
+        pair = [folder / f"{name}.html", folder / f"{name}.md"]
+        if not any(path.exists() for path in pair):
+            return pair
+    raise AnalyzerError(f"{folder}: 10,000 reports for the window ending {until:%Y-%m-%dT%H:%MZ}: clean it up")
+
+
+def report_links(reports: Sequence[Path], report_url: str | None) -> tuple[str, ...]:
+    """How notifications name the reports: ``report_url`` + the file name when the folder is
+    published, else the absolute path (a relative one means nothing on the reader's machine)."""
+    if report_url:
+        return tuple(f"{report_url.rstrip('/')}/{quote(path.name)}" for path in reports)
+    return tuple(str(path.absolute()) for path in reports)
 
 
 @contextmanager
@@ -212,13 +272,17 @@ def detection_window(
         else:
             since = state.earliest_start(before=until) or until - settings.first_run_lookback
         if since < until - settings.max_lookback:
-            warning = (f"window capped at [nightly] max_lookback ({until - settings.max_lookback:%Y-%m-%dT%H:%MZ}); "
-                       f"it would start at {since:%Y-%m-%dT%H:%MZ} (runs have not completed since): give --since to "
-                       "cover it")
+            warning = (
+                f"window capped at [nightly] max_lookback ({until - settings.max_lookback:%Y-%m-%dT%H:%MZ}); "
+                f"it would start at {since:%Y-%m-%dT%H:%MZ} (runs have not completed since): give --since to "
+                "cover it"
+            )
             since = until - settings.max_lookback
     if since >= until:
-        raise AnalyzerError(f"empty detection window: {since:%Y-%m-%dT%H:%MZ} is not before {until:%Y-%m-%dT%H:%MZ} "
-                            "(give --since for a window before the last run)")
+        raise AnalyzerError(
+            f"empty detection window: {since:%Y-%m-%dT%H:%MZ} is not before {until:%Y-%m-%dT%H:%MZ} "
+            "(give --since for a window before the last run)"
+        )
     return since, warning
 
 
@@ -229,17 +293,18 @@ def run_nightly(
     notifiers: Sequence[Notifier] = (),
     settings: NightlySettings | None = None,
     report_dir: Path | str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
     now: datetime | None = None,
     catalogue: Catalogue | None = None,
     params: Overrides | None = None,
     allowlist: Allowlist | Mapping[str, Any] | None = None,
-    progress: Callable[[IngestStats], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> NightlyResult:
     """One nightly run over the dataset at ``data`` (see the module docstring for the steps).
 
-    ``source`` is a connected :class:`S3Source` or a local directory. ``until`` defaults to ``now``
+    ``source`` is a connected :class:`S3Source`, an ``s3://`` URL, or a local directory.
+    ``since``/``until`` are datetimes or time specs (``"7d"``); ``until`` defaults to ``now``
     (default: the clock). Raises :class:`AnalyzerError` for what stops the run (the source is
     unreachable, the dataset or state is unreadable, a detection fails); partial ingests and
     notifier failures are in the result instead.
@@ -247,23 +312,46 @@ def run_nightly(
     settings = settings or NightlySettings()
     data = Path(data)
     now = utc(now) if now else datetime.now(UTC)
-    until = utc(until) if until else now
-    since = utc(since) if since else None
+    window = Window(parse_time(since, option="--since", now=now), parse_time(until, option="--until", now=now) or now)
+    since, until = window.since, window.until or now
     if isinstance(source, str) and source.startswith("s3://"):
-        source = S3Source.connect(source, workers=settings.fetch_threads)
+        from analyzer.jobs.sources import s3_source
+
+        source = s3_source(source, workers=settings.fetch_threads)
     with _nightly_lock(data), AlertState(data) as state:
         start, warning = detection_window(state, settings, since=since, until=until)
         run_id = state.begin_run(now=now)
         try:
-            result = _run(data, source, state, notifiers, settings, report_dir, since, start, until, now, catalogue,
-                          params, allowlist, progress)
+            result = _run(
+                data,
+                source,
+                state,
+                notifiers,
+                settings,
+                report_dir,
+                since,
+                start,
+                until,
+                now,
+                catalogue,
+                params,
+                allowlist,
+                progress,
+            )
         except BaseException:
             state.finish_run(run_id, status="failed", since=start, until=until, complete=False, now=datetime.now(UTC))
             raise
         result.warnings += [warning] if warning else []
         status = "partial" if result.exit_code == ExitCode.PARTIAL else "ok"
-        state.finish_run(run_id, status=status, since=result.since, until=result.until, complete=result.complete,
-                         summary=result.summary(), now=datetime.now(UTC))
+        state.finish_run(
+            run_id,
+            status=status,
+            since=result.since,
+            until=result.until,
+            complete=result.complete,
+            summary=result.summary(),
+            now=datetime.now(UTC),
+        )
         return result
 
 
@@ -281,49 +369,84 @@ def _run(
     catalogue: Catalogue | None,
     params: Overrides | None,
     allowlist: Allowlist | Mapping[str, Any] | None,
-    progress: Callable[[IngestStats], None] | None,
+    progress: Callable[[Progress], None] | None,
 ) -> NightlyResult:
     # 1. pull or ingest
     problems: list[str] = []
     pulled: PullResult | None = None
     if isinstance(source, S3Source):
-        pulled = pull(source, data, since=since, until=until, fetch_threads=settings.fetch_threads,
-                      workers=settings.workers, progress=progress, now=now, max_object_bytes=settings.max_object_bytes)
+        pulled = run_pull(
+            source,
+            data,
+            since=since,
+            until=until,
+            fetch_threads=settings.fetch_threads,
+            workers=settings.workers,
+            progress=progress,
+            now=now,
+            max_object_bytes=settings.max_object_bytes,
+        )
         stats = pulled.stats
         complete = pulled.listing.complete and not stats.failed
         problems += [f"{where}: {reason}" for where, reason in pulled.listing.problems]
     else:
-        stats = ingest(walk([Path(source)]), data, workers=settings.workers, progress=progress,
-                       max_object_bytes=settings.max_object_bytes)
+        stats = run_ingest(
+            [Path(source)],
+            data,
+            workers=settings.workers,
+            progress=progress,
+            max_object_bytes=settings.max_object_bytes,
+        )
         complete = not stats.failed
     problems += [f"{uri}: {reason}" for uri, reason in stats.failures]
 
     # 2. detect
-    def read(con: duckdb.DuckDBPyConnection) -> tuple[DetectionRun, Any]:
-        run = run_detections(con, since=start, until=until, params=params, allowlist=allowlist, catalogue=catalogue,
-                             timeout=settings.timeout)
-        return run, console_signins(con, since=start, until=until)
+    window = Window(start, until)
+
+    def read(con: duckdb.DuckDBPyConnection) -> tuple[DetectionRun, Any, DataExtent]:
+        run = run_detections(
+            con,
+            since=start,
+            until=until,
+            params=params,
+            allowlist=allowlist,
+            catalogue=catalogue,
+            timeout=settings.timeout,
+        )
+        return run, console_signins(con, since=start, until=until), data_extent(con, window)
 
     try:  # the committed snapshot; once more on the new one should a writer replace its files meanwhile
-        run, signins = read_snapshot(data, read)
+        run, signins, extent = read_snapshot(data, read)
     except duckdb.Error as exc:
         raise AnalyzerError(f"{data}: cannot read the dataset: {exc}") from exc
 
     # 3. record (what is new since the last run), then the report that marks it
-    tracked = state.record(run.alerts, subscribers={n.name: n.min_severity for n in notifiers}, now=now,
-                           growth=settings.renotify_growth)
-    report = build_report(run.alerts, suppressed=run.suppressed, signins=signins, since=start, until=until,
-                          generated_at=datetime.now(UTC), detections=run.counts, params=run.params,
-                          changes=[t.change for t in tracked])
+    tracked = state.record(
+        run.alerts, subscribers={n.name: n.min_severity for n in notifiers}, now=now, growth=settings.renotify_growth
+    )
+    report = build_report(
+        run.alerts,
+        suppressed=run.suppressed,
+        signins=signins,
+        since=start,
+        until=until,
+        generated_at=datetime.now(UTC),
+        detections=run.counts,
+        params=run.params,
+        changes=[t.change for t in tracked],
+        data_start=extent.first,
+        data_end=extent.last,
+    )
     folder = Path(report_dir).expanduser() if report_dir else Layout(data).internal / REPORTS_DIR
-    stem = report_stem(until)
-    reports = [folder / f"{stem}.html", folder / f"{stem}.md"]
+    reports = report_paths(folder, until)
     write_text_atomic(reports[0], render(report, "html"), make_parents=True)
     write_text_atomic(reports[1], render(report, "markdown"), make_parents=True)
 
     # 4. notify
-    context = NotifyContext(since=start, until=until, reports=tuple(str(p) for p in reports))
+    context = NotifyContext(since=start, until=until, reports=report_links(reports, settings.report_url))
+    announced = {t.fingerprint for t in tracked if t.announced}
     deliveries: list[Delivery] = []
+    late: dict[str, Pending] = {}
     for notifier in notifiers:
         pending = state.pending(notifier.name)
         if not pending:
@@ -332,15 +455,37 @@ def _run(
         try:
             delivery = notifier.send(pending, context)
         except Exception as exc:  # a notifier's bug must not keep the others from sending
-            delivery = Delivery(notifier.name, notifier.label, failed=[p.fingerprint for p in pending],
-                                error=f"internal error: {type(exc).__name__}: {exc}")
+            delivery = Delivery(
+                notifier.name,
+                notifier.label,
+                failed=[p.fingerprint for p in pending],
+                error=f"internal error: {type(exc).__name__}: {exc}",
+            )
         state.mark_sent(notifier.name, delivery.sent, now=now)
         if delivery.failed:
             state.mark_failed(notifier.name, delivery.failed, delivery.error or "not sent")
+        sent = set(delivery.sent)
+        late.update((p.fingerprint, p) for p in pending if p.fingerprint in sent and p.fingerprint not in announced)
         deliveries.append(delivery)
-    pruned = state.prune(now - settings.retention)
+    pruned = state.prune(now - settings.forget_alerts_after)
 
-    return NightlyResult(since=start, until=until, stats=stats, run=run, alerts=tracked, reports=reports,
-                         deliveries=deliveries, fail_on=settings.fail_on, pull=pulled, complete=complete,
-                         pruned=pruned, problems=problems,
-                         warnings=[str(rewrite) for rewrite in stats.rewrites])  # also alerted: log-object-rewritten
+    warnings = [str(rewrite) for rewrite in stats.rewrites]  # also alerted: log-object-rewritten
+    if extent.events == 0:
+        warnings.append(extent.describe(window))
+    return NightlyResult(
+        since=start,
+        until=until,
+        stats=stats,
+        run=run,
+        alerts=tracked,
+        reports=reports,
+        deliveries=deliveries,
+        fail_on=settings.fail_on,
+        pull=pulled,
+        complete=complete,
+        pruned=pruned,
+        problems=problems,
+        warnings=warnings,
+        extent=extent,
+        delivered_late=list(late.values()),
+    )

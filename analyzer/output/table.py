@@ -1,0 +1,94 @@
+"""Query results as a terminal table: one line per row, cut to the screen, with a note of what was left out."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from analyzer.output.rows import rows_of, text_of
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from analyzer.sql import Result
+
+TABLE_OVERHEAD = 5  # header, rule, footer, the shell prompt and one spare line
+MAX_COLUMN_WIDTH = 48
+#: How the note under a cut table says to see everything: the command's flags, or the prompt's commands.
+COMMAND_HINT = ("--max-rows 0, --format csv or --output FILE for all", "select fewer, or use --format")
+PROMPT_HINT = (".maxrows 0 or .mode csv for all", "select fewer, or .mode csv")
+
+
+def default_max_rows() -> int:
+    """Rows that fit on the terminal with the table's header and footer (``LINES`` when piped)."""
+    return max(1, shutil.get_terminal_size((100, 24)).lines - TABLE_OVERHEAD)
+
+
+def _cell(value: Any) -> str:
+    """A table cell: one line, control characters visible (``\\n``, ``\\x1b``), NULL spelled out."""
+    from analyzer.sql import visible
+
+    return visible(text_of(value, "NULL").replace("\n", "\\n"))
+
+
+def _fitting_columns(names: list[str], rows: list[list[str]], width: int) -> int:
+    """How many leading columns fit in ``width`` (at least one), like the DuckDB shell does."""
+    used = 0
+    for i, name in enumerate(names):
+        wanted = min(max([len(name), *(len(r[i]) for r in rows)]), MAX_COLUMN_WIDTH)
+        used += wanted + 3
+        if used > width and i > 0:
+            return i
+    return len(names)
+
+
+def render_table(
+    result: Result, console: Console, max_rows: int | None = None, hint: tuple[str, str] = COMMAND_HINT
+) -> int:
+    """Print the rows as a table cut to ``max_rows`` (None: the terminal's height; 0: all), with a note of
+    what was left out and how to see it (``hint``: how to get every row, every column)."""
+    import pyarrow as pa
+
+    from analyzer.sql import visible
+
+    limit = default_max_rows() if max_rows is None else max_rows
+    names = result.reader.schema.names
+    if names == ["explain_key", "explain_value"]:  # EXPLAIN: DuckDB's plan drawing, as drawn
+        for batch in result.batches():
+            for value in batch.column(1).to_pylist():
+                console.print(Text(str(value)))
+        return 0
+    rows: list[list[str]] = []
+    total = 0
+    for batch in result.batches():
+        room = batch.num_rows if not limit else max(0, limit - len(rows))
+        if room:
+            rows += [[_cell(v) for v in row] for row in rows_of(batch.slice(0, room))]
+        total += batch.num_rows
+    if not names or (not total and not result.shows_rows):
+        return total
+    shown = _fitting_columns(names, rows, console.width)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for field in list(result.reader.schema)[:shown]:
+        numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)
+        table.add_column(
+            Text(visible(field.name)),
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=MAX_COLUMN_WIDTH,
+            justify="right" if numeric else "left",
+        )
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row[:shown]))
+    console.print(table)
+    note = f"{total:,} row{'s' if total != 1 else ''}"
+    if total > len(rows):
+        note += f" ({len(rows):,} shown, {total - len(rows):,} not shown: {hint[0]})"
+    if shown < len(names):
+        note += f"; {len(names)} columns ({shown} shown: {hint[1]})"
+    console.print(Text(note, style="dim"))
+    return total
