@@ -716,7 +716,8 @@ class SignedChain:
     def modify_log(self, key: str, rng: random.Random) -> None:
         body, metadata = self.objects[key]
         doc = json.loads(gzip.decompress(body))
-        doc["Records"][rng.randrange(len(doc["Records"]))]["sourceIPAddress"] = f"203.0.113.{rng.randrange(256)}"
+        record = doc["Records"][rng.randrange(len(doc["Records"]))]
+        record["sourceIPAddress"] = f"198.51.100.{rng.randrange(256)}"  # never one make_events gives
         self.objects[key] = (log_bytes(doc["Records"]), metadata)
 
     def delete(self, key: str) -> None:

@@ -11,6 +11,7 @@ from analyzer.cli import (
     ingest,  # noqa: F401  (registers ingest, schema, quarantine)
     nightly,  # noqa: F401
     sql,  # noqa: F401
+    verify,  # noqa: F401  (registers verify)
 )
 from analyzer.cli.app import app
 

@@ -206,6 +206,8 @@ def _check_link(
 ) -> None:
     digest = found.digest
     assert digest is not None
+    if not own_ok.get(found.key, False):
+        return  # what an invalid digest says of its previous one is not evidence
     account, region = _context(found)
     if digest.previous_key is None:
         if earlier is not None and earlier.digest is not None:

@@ -156,7 +156,7 @@ def run_verify(
     if window is None or (window.since is not None and window.until is not None):
         listed = list(store.log_keys(window if window is not None else listing_window, now=now))
     log_findings, logs_valid, logs_invalid = check_logs(chain, results, listed, uri=store.uri)
-    problems = [*store.problems, *chain.problems, *(keys.problems if keys else [])]
+    problems = [*store.problems, *chain.problems, *(keys.problems if keys is not None else [])]
     return VerifyResult(
         str(store),
         window,
