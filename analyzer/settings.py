@@ -286,6 +286,26 @@ class NotifyTable(Table):
     webhook: WebhookTable | None = None
 
 
+class PostureTable(Table):
+    """`analyzer posture` (and the posture section of `nightly`, which runs when this table is present). Flags win."""
+
+    accounts: Annotated[str | list[str], key("Read these account ids (another than the caller's: through "
+                                             "role_name).", "the caller's account")] | None = None
+    organization: Annotated[bool, key("Read every ACTIVE account organizations:ListAccounts returns "
+                                      "(through role_name).", "false")] | None = None
+    role_name: Annotated[str, key("The role to assume in the other accounts (read-only: see the README).",
+                                  "none")] | None = None
+    profile: Annotated[str, key("The AWS profile.", "AWS_PROFILE, else the standard chain")] | None = None
+    region: Annotated[str, key("The region of the STS and IAM clients.", "AWS_REGION, else us-east-1")] | None = None
+    endpoint_url: Annotated[str, key("An IAM/STS/Organizations-compatible endpoint (no user:password@ in it).",
+                                     "AWS_ENDPOINT_URL_IAM, _STS, _ORGANIZATIONS, else AWS_ENDPOINT_URL")] | None = None
+    since: Annotated[Duration, key("The window: a console sign-in this recent is recent; a password unused "
+                                   "for longer is dormant.", '"90d"')] | None = None
+    fail_on: Annotated[Severity, key("Exit 3 when someone at least this severe needs MFA.",
+                                     '"high"')] | None = None
+    threads: Annotated[int, key("Accounts read at a time.", "4", ge=1, le=64)] | None = None
+
+
 class Settings(Table):
     """The whole file. Every table is optional."""
 
@@ -297,6 +317,7 @@ class Settings(Table):
     failures: FailuresTable = msgspec.field(default_factory=FailuresTable)
     nightly: NightlyTable = msgspec.field(default_factory=NightlyTable)
     notify: NotifyTable = msgspec.field(default_factory=NotifyTable)
+    posture: PostureTable = msgspec.field(default_factory=PostureTable)
 
 
 def seconds(value: timedelta | None) -> float | None:

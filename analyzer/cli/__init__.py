@@ -10,6 +10,7 @@ from analyzer.cli import (
     failures,  # noqa: F401
     ingest,  # noqa: F401  (registers ingest, schema, quarantine)
     nightly,  # noqa: F401
+    posture,  # noqa: F401  (registers posture)
     sql,  # noqa: F401
     verify,  # noqa: F401  (registers verify)
 )
