@@ -3,7 +3,8 @@
 A bar has a total only once it is final (a local walk is made before the ingest starts; an S3
 listing is done when it is done): "551/1,796 files" that end as 2,841 would be a lie. Until then it
 counts what is done of what was found so far. Imported by the commands that show them, not at
-start: rich.progress takes a while to import.
+start: rich.progress takes a while to import. Only at a terminal: piped or in cron, stderr is for
+errors and warnings (a bar there leaves a stray blank line).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def files_text(update: Update) -> str:
 @contextmanager
 def ingest_progress(enabled: bool, label: str = "ingest") -> Iterator[Callable[[Update], None]]:
     """Yields a callback that renders a job's :class:`~analyzer.jobs.progress.Progress`; a no-op when disabled."""
-    if not enabled:
+    if not enabled or not stderr.is_terminal:
         yield lambda stats: None
         return
     columns = (
@@ -84,7 +85,7 @@ class _Live(ProgressColumn):
 def pull_progress(enabled: bool, source: S3Source) -> Iterator[Callable[[Update], None]]:
     """A progress bar on stderr: files done (of the total, once the listing has ended), plus the live
     S3 counters."""
-    if not enabled:
+    if not enabled or not stderr.is_terminal:
         yield lambda stats: None
         return
     latest: list[Update] = []
@@ -103,7 +104,7 @@ def pull_progress(enabled: bool, source: S3Source) -> Iterator[Callable[[Update]
 @contextmanager
 def compact_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     """Yields a ``progress(day, done, total)`` callback for compaction, or None when disabled."""
-    if not enabled:
+    if not enabled or not stderr.is_terminal:
         yield None
         return
     columns = (TextColumn("[bold]compact"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[detail]}"),

@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 # DuckDB, PyArrow and analyzer.sql are imported by the functions that use them: start-up time.
 
 PROMPT, CONTINUATION = "sql> ", " ..> "
-HELP = """Type SQL ending with ';' (several lines are fine). Views: events, events_all, {views}.
-Macros: {macros}. The connection is read-only; times are UTC.
+HELP = """Type SQL ending with ';' (several lines are fine). Views: events, events_all, {views};
+cloudtrail_logs is events under the name of AWS's Athena examples. Macros: {macros}.
+The connection is read-only; times are UTC.
   .tables          list views and macros
   .mode FORMAT     how rows are shown: table, csv, json or jsonl (now: {mode})
   .maxrows N       rows a table shows; 0: all (now: {maxrows})

@@ -87,6 +87,16 @@ the access key id or the Identity Center user id. Times without an offset are re
 session's ``TimeZone`` (``analyzer sql`` sets UTC)::
 
     select * from principal_timeline('arn:aws:iam::111122223333:user/anaya', since := '2024-05-01')
+
+Athena habits, so that queries pasted from AWS's CloudTrail examples for Athena run as written:
+``cloudtrail_logs`` is ``events`` under the table name those examples use (column names are
+CloudTrail's in both, and DuckDB matches them and struct fields case-insensitively:
+``useridentity.username``); ``json_extract_scalar(json, path)`` is Presto's (the value as text,
+NULL for an object or an array); ``from_iso8601_timestamp(t)`` and ``from_iso8601_date(t)`` read ISO
+text, and leave ``eventTime`` (already a timestamp here, text in Athena's table) as it is::
+
+    select useridentity.arn, eventname, json_extract_scalar(responseelements, '$.ConsoleLogin')
+    from cloudtrail_logs where eventname = 'ConsoleLogin' and from_iso8601_timestamp(eventtime) >= '2026-11-20'
 """
 
 from __future__ import annotations
@@ -531,6 +541,22 @@ order by eventTime, eventID
 """
 
 
+#: Presto's json_extract_scalar: a scalar as text, NULL for an object or array (json_extract_string would
+#: return their JSON text).
+JSON_EXTRACT_SCALAR_MACRO = """
+create or replace macro json_extract_scalar(json, path) as
+    case when json_type(json, json_path(path)) in ('OBJECT', 'ARRAY') then null
+         else json_extract_string(json, json_path(path)) end
+"""
+#: Presto's ISO 8601 readers; a value that already is a timestamp (eventTime here) passes unchanged.
+ISO8601_MACROS = (
+    "create or replace macro from_iso8601_timestamp(t) as cast(t as timestamptz)",
+    "create or replace macro from_iso8601_date(t) as cast(t as date)",
+)
+#: The table name of AWS's Athena examples for CloudTrail.
+CLOUDTRAIL_LOGS_VIEW = "create or replace view cloudtrail_logs as select * from events"
+
+
 def _json_helper(name: str, column: str) -> str:
     return f"create or replace macro {name}(e, path) as json_extract_string(e.{column}, json_path(path))"
 
@@ -564,6 +590,9 @@ group by source_object, superseded_by
 STATEMENTS: tuple[str, ...] = (
     JSON_PATH_MACRO,
     *(_json_helper(name, column) for name, column in JSON_HELPERS.items()),
+    JSON_EXTRACT_SCALAR_MACRO,
+    *ISO8601_MACROS,
+    CLOUDTRAIL_LOGS_VIEW,
     CONSOLE_SIGNINS_VIEW,
     IDENTITY_CENTER_SIGNINS_VIEW,
     IDENTITY_CENTER_WORKFLOWS_VIEW,
@@ -577,7 +606,10 @@ STATEMENTS: tuple[str, ...] = (
 #: What :func:`install_views` defines, for listings (``.tables`` in the prompt, docs, tests).
 VIEWS = ("console_signins", "identity_center_signins", "identity_center_workflows", "identity_changes", "signins",
          "log_object_rewrites", "data_extent")
-MACROS = ("json_path", *JSON_HELPERS, "principal_timeline")
+#: Other names for ``events``, for people's habits (not for detections: they read ``events``).
+ALIASES = ("cloudtrail_logs",)
+MACROS = ("json_path", *JSON_HELPERS, "principal_timeline", "json_extract_scalar", "from_iso8601_timestamp",
+          "from_iso8601_date")
 
 
 def install_views(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
