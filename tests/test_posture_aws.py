@@ -476,3 +476,111 @@ def test_usage_errors_are_one_line(runner: CliRunner, tmp_path: Path) -> None:
         1,
         f"error: {tmp_path}: no posture snapshot stored yet: run `analyzer posture` without --offline",
     )
+
+
+# -- the nightly job's posture section --------------------------------------------------------------
+
+
+def test_nightly_notifies_posture_findings_once(
+    world: World, tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_notify import WebhookServer
+
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "AWSLogs"
+    config = tmp_path / "analyzer.toml"
+    config.write_text(
+        "\n".join(
+            [
+                "[nightly]",
+                "workers = 1",
+                "",
+                "[notify.webhook]",
+                'url_env = "POSTURE_HOOK"',
+                "include_alerts = true",
+                "max_alerts = 45",
+                "",
+                "[allowlist]",
+                'principals = ["ci-bot"]',
+                "",
+                "[posture]",
+                f'endpoint_url = "{world.server.endpoint_url}"',
+                "organization = true",
+                f'role_name = "{ROLE}"',
+                'since = "3650d"',
+                "",
+            ]
+        )
+    )
+    args = [
+        "nightly",
+        "--source",
+        str(fixtures),
+        "--data",
+        str(tmp_path / "data"),
+        "--report-dir",
+        str(tmp_path / "reports"),
+        "--config",
+        str(config),
+        "--since",
+        "2026-11-19",
+        "--until",
+        "2026-11-22T00:00Z",
+    ]
+    with WebhookServer() as hook:
+        monkeypatch.setenv("POSTURE_HOOK", hook.url)
+        first = runner.invoke(app, args)
+        sent = [(a["detection_id"], a["user_name"]) for a in hook.alerts()]
+        second = runner.invoke(app, args)
+        again = [(a["detection_id"], a["user_name"]) for a in hook.alerts()][len(sent) :]
+    assert first.exit_code == 4, first.output  # dev is denied: the run is partial
+    assert f"error: posture: {world.dev} (dev): denied: access denied: sts:AssumeRole" in first.stderr
+    posture = sorted(
+        pair
+        for pair in sent
+        if pair[0] in ("root-without-mfa", "root-access-keys-present", "mfa-not-enabled", "console-password-unused")
+    )
+    assert posture == [  # dora signed in within ten years: not dormant; ci-bot is allowlisted
+        ("mfa-not-enabled", "alice"),
+        ("mfa-not-enabled", "auditor"),
+        ("mfa-not-enabled", "dora"),
+        ("mfa-not-enabled", "erin"),
+        ("mfa-not-enabled", "greg"),
+        ("root-access-keys-present", "root"),
+        ("root-without-mfa", "root"),
+    ]
+    assert ("console-login-without-mfa", "alice") in sent  # the detections' alerts go out beside them
+    assert again == [] and second.exit_code == 4  # announced once: the next night has nothing new to say
+    reports = sorted(p.name for p in (tmp_path / "reports").iterdir())
+    assert reports == [
+        "posture-2026-11-22T0000Z-2.html",
+        "posture-2026-11-22T0000Z-2.md",
+        "posture-2026-11-22T0000Z.html",
+        "posture-2026-11-22T0000Z.md",
+        "report-2026-11-22T0000Z-2.html",
+        "report-2026-11-22T0000Z-2.md",
+        "report-2026-11-22T0000Z.html",
+        "report-2026-11-22T0000Z.md",
+    ]
+    assert len(store.stored(tmp_path / "data")) == 2
+
+
+def test_nightly_without_posture_reads_no_iam(tmp_path: Path, runner: CliRunner, s3: S3Server) -> None:
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "AWSLogs"
+    result = runner.invoke(
+        app,
+        [
+            "nightly",
+            "--source",
+            str(fixtures),
+            "--data",
+            str(tmp_path / "data"),
+            "--since",
+            "2026-11-19",
+            "--until",
+            "2026-11-22T00:00Z",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 3, result.output
+    assert store.stored(tmp_path / "data") == []
+    assert not [p for p in (tmp_path / "data" / "_analyzer" / "reports").iterdir() if p.name.startswith("posture")]

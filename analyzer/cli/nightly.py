@@ -213,6 +213,9 @@ def nightly_command(
     catalogue = run_catalogue(queries, sigma, quiet=quiet, config=loaded).catalogue
     loaded.check_params(catalogue)
     allowlist = loaded.allowlist()
+    from analyzer.jobs.posture import nightly_job
+
+    posture = nightly_job(data, loaded.settings.posture, allowlist=allowlist) if "posture" in loaded.data else None
 
     notifiers = notifiers_from_config(
         {"notify": loaded.table("notify")}, sns_topic_arn=sns_topic_arn, webhook_url_env=webhook_url_env,
@@ -229,6 +232,7 @@ def nightly_command(
             data, origin, notifiers=notifiers, settings=settings, report_dir=Path(folder) if folder else None,
             since=window.since, until=window.until, now=now, catalogue=catalogue,
             params=loaded.settings.detect.params, allowlist=allowlist, progress=progress,
+            posture=posture,  # [posture] in the file: the MFA posture section
         )
     for line in result.warnings:
         stderr.print(f"warning: {visible(line)}", markup=False)

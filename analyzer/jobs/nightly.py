@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import duckdb
@@ -55,6 +55,7 @@ from analyzer.ingest import IngestStats
 from analyzer.ingest.decode import MAX_OBJECT_BYTES
 from analyzer.jobs.detect import DataExtent, data_extent
 from analyzer.jobs.ingest import run_ingest
+from analyzer.jobs.posture import nightly_section, with_findings, write_reports
 from analyzer.jobs.progress import Progress
 from analyzer.jobs.pull import PullResult, run_pull
 from analyzer.settings import Settings, seconds
@@ -64,6 +65,9 @@ from analyzer.store.engine import read_snapshot
 from analyzer.store.layout import Layout
 from analyzer.timespec import utc
 from analyzer.window import TimeLike, Window, parse_time
+
+if TYPE_CHECKING:
+    from analyzer.jobs.posture import PostureJob
 
 DEFAULT_LATE_MARGIN = timedelta(hours=2)
 DEFAULT_FIRST_RUN_LOOKBACK = timedelta(hours=24)
@@ -153,6 +157,7 @@ class NightlyResult:
     warnings: list[str] = field(default_factory=list)
     extent: DataExtent | None = None  # what the detection window held
     delivered_late: list[Pending] = field(default_factory=list)  # sent now, announced by an earlier run
+    posture_problems: list[str] = field(default_factory=list)  # the posture section's ([posture]): partial
 
     @property
     def announced(self) -> list[TrackedAlert]:
@@ -187,7 +192,7 @@ class NightlyResult:
         """4 when ingest was partial or a notifier failed (it wins over 3: alerts may be unsent),
         else 3 when this run announced or delivered alerts at or above ``fail_on``, else 5 when the
         window held no events, else 0."""
-        if self.ingest_partial or self.failed_notifiers:
+        if self.ingest_partial or self.failed_notifiers or self.posture_problems:
             return ExitCode.PARTIAL
         if self.findings:
             return ExitCode.FINDINGS
@@ -300,8 +305,13 @@ def run_nightly(
     params: Overrides | None = None,
     allowlist: Allowlist | Mapping[str, Any] | None = None,
     progress: Callable[[Progress], None] | None = None,
+    posture: PostureJob | None = None,
 ) -> NightlyResult:
     """One nightly run over the dataset at ``data`` (see the module docstring for the steps).
+
+    ``posture`` (:func:`analyzer.jobs.posture.nightly_job`): the MFA posture section, run after the
+    detections; its findings are recorded and notified with the alerts, its report pair written beside
+    theirs, and what it could not read makes the run partial.
 
     ``source`` is a connected :class:`S3Source`, an ``s3://`` URL, or a local directory.
     ``since``/``until`` are datetimes or time specs (``"7d"``); ``until`` defaults to ``now``
@@ -337,6 +347,7 @@ def run_nightly(
                 params,
                 allowlist,
                 progress,
+                posture,
             )
         except BaseException:
             state.finish_run(run_id, status="failed", since=start, until=until, complete=False, now=datetime.now(UTC))
@@ -370,6 +381,7 @@ def _run(
     params: Overrides | None,
     allowlist: Allowlist | Mapping[str, Any] | None,
     progress: Callable[[Progress], None] | None,
+    posture: PostureJob | None = None,
 ) -> NightlyResult:
     # 1. pull or ingest
     problems: list[str] = []
@@ -420,12 +432,16 @@ def _run(
     except duckdb.Error as exc:
         raise AnalyzerError(f"{data}: cannot read the dataset: {exc}") from exc
 
+    section, posture_problems = nightly_section(posture, now)  # 2b. MFA posture, when [posture] is configured
+    alerts = with_findings(run.alerts, section)
+    problems += posture_problems
+
     # 3. record (what is new since the last run), then the report that marks it
     tracked = state.record(
-        run.alerts, subscribers={n.name: n.min_severity for n in notifiers}, now=now, growth=settings.renotify_growth
+        alerts, subscribers={n.name: n.min_severity for n in notifiers}, now=now, growth=settings.renotify_growth
     )
     report = build_report(
-        run.alerts,
+        alerts,
         suppressed=run.suppressed,
         signins=signins,
         since=start,
@@ -441,6 +457,7 @@ def _run(
     reports = report_paths(folder, until)
     write_text_atomic(reports[0], render(report, "html"), make_parents=True)
     write_text_atomic(reports[1], render(report, "markdown"), make_parents=True)
+    reports += write_reports(section, folder, reports[0].stem)
 
     # 4. notify
     context = NotifyContext(since=start, until=until, reports=report_links(reports, settings.report_url))
@@ -488,4 +505,5 @@ def _run(
         warnings=warnings,
         extent=extent,
         delivered_late=list(late.values()),
+        posture_problems=posture_problems,
     )

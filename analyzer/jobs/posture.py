@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from analyzer.detect.allowlist import Allowlist
+    from analyzer.settings import PostureTable
     from analyzer.sources.iam import PostureSource
 
 DEFAULT_SINCE = "90d"
@@ -251,3 +252,66 @@ def run_posture(
         coverage=assess.coverage(history),
     )
     return PostureResult(assessment, table, saved, extent, problems, notes, offline=offline)
+
+
+# -- the nightly job's posture section ([posture] in the configuration file) ---------------------------------------
+
+#: What ``run_nightly`` calls for its posture section: a posture run at ``now``.
+PostureJob = Callable[[datetime], PostureResult]
+
+
+def nightly_job(data: Path | str, table: PostureTable, *, allowlist: Allowlist | None = None) -> PostureJob:
+    """The posture section the nightly job runs when ``[posture]`` is configured: its source and window
+    from the table (flags have no say there)."""
+
+    def job(now: datetime) -> PostureResult:
+        from analyzer.sources.iam import PostureSource
+
+        source = PostureSource.connect(
+            profile=table.profile,
+            region=table.region,
+            endpoint_url=table.endpoint_url,
+            role_name=table.role_name,
+            accounts=[table.accounts] if isinstance(table.accounts, str) else list(table.accounts or []),
+            organization=bool(table.organization),
+            threads=table.threads or 4,
+        )
+        since = now - table.since if table.since is not None else DEFAULT_SINCE
+        return run_posture(data, source, since=since, now=now, allowlist=allowlist)
+
+    return job
+
+
+def nightly_section(job: PostureJob | None, now: datetime) -> tuple[PostureResult | None, list[str]]:
+    """Run the section (when there is one); what went wrong as problem lines, never raised: the
+    detections' report and notifications go out whatever IAM says."""
+    if job is None:
+        return None, []
+    try:
+        result = job(now)
+    except AnalyzerError as exc:
+        return None, [f"posture: {exc}"]
+    return result, [f"posture: {line}" for line in result.problems]
+
+
+def with_findings(alerts: pl.DataFrame, result: PostureResult | None) -> pl.DataFrame:
+    """The detections' alerts and the posture findings, one frame in the alert shape, most urgent first."""
+    from analyzer.alerts.shape import by_urgency
+
+    if result is None or result.assessment.findings.is_empty():
+        return alerts
+    return by_urgency(pl.concat([alerts, result.assessment.findings.select(alerts.columns)], how="vertical_relaxed"))
+
+
+def write_reports(result: PostureResult | None, folder: Path, stem: str) -> list[Path]:
+    """``posture-….html`` and ``.md`` beside the nightly report pair ``stem`` (``report-…``), atomically."""
+    if result is None:
+        return []
+    from analyzer.files import write_text_atomic
+    from analyzer.posture.render import render
+
+    name = stem.replace("report-", "posture-", 1)
+    paths = [folder / f"{name}.html", folder / f"{name}.md"]
+    write_text_atomic(paths[0], render(result, "html"), make_parents=True)
+    write_text_atomic(paths[1], render(result, "markdown"), make_parents=True)
+    return paths
