@@ -3,6 +3,7 @@
     python -m analyzer.cli.docs cli > docs/cli.md                 # the CLI reference, from --help
     python -m analyzer.cli.docs detections > docs/detections.md   # the catalogue, from its metadata
     python -m analyzer.cli.docs config > docs/config.md           # the configuration keys, from the schema
+    python -m analyzer.cli.docs api > docs/api.md                 # the Python API, from the docstrings
 
 ``tests/test_cli_help.py`` (and ``tests/test_config_docs.py``) fail when a file differs from what this module
 generates.
@@ -161,13 +162,14 @@ def catalogue_markdown(catalogue: Catalogue | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m analyzer.cli.docs cli|detections|config``: print the page to standard output."""
+    """``python -m analyzer.cli.docs cli|detections|config|api``: print the page to standard output."""
+    from analyzer.cli.apidoc import api_reference
     from analyzer.config_reference import config_reference
 
     args = sys.argv[1:] if argv is None else argv
-    pages = {"cli": cli_reference, "detections": catalogue_markdown, "config": config_reference}
+    pages = {"cli": cli_reference, "detections": catalogue_markdown, "config": config_reference, "api": api_reference}
     if len(args) != 1 or args[0] not in pages:
-        print("usage: python -m analyzer.cli.docs cli|detections|config", file=sys.stderr)
+        print("usage: python -m analyzer.cli.docs cli|detections|config|api", file=sys.stderr)
         return 2
     sys.stdout.write(pages[args[0]]())
     return 0
