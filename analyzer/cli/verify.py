@@ -54,10 +54,12 @@ def print_summary(result: VerifyResult, *, to_stderr: bool = False) -> None:
     else:
         out.print(f"Results found for {_moment(first, '?')} to {_moment(last, '?')}:")
         out.print("")
-        for valid, invalid, noun in ((result.digests_valid, result.digests_invalid, "digest"),
-                                     (result.logs_valid, result.logs_invalid, "log")):
+        logs = ((result.logs_valid + result.chain.unhashed, result.logs_invalid, "log files in the dataset")
+                if result.chain.unhashed else (result.logs_valid, result.logs_invalid, "log files valid"))
+        for valid, invalid, what in ((result.digests_valid, result.digests_invalid, "digest files valid"), logs):
             total = valid + invalid
-            line = f"{valid:,}/{total:,} {noun} files valid"
+            noun = what.split(" files")[0]
+            line = f"{valid:,}/{total:,} {what}"
             out.print(line + (f", {invalid:,}/{total:,} {noun} files INVALID" if invalid else ""))
     chain = result.chain
     sources = "; ".join(result.keys.sources) if result.keys is not None else ""
@@ -67,6 +69,9 @@ def print_summary(result: VerifyResult, *, to_stderr: bool = False) -> None:
             why = "; ".join(sorted(chain.unchecked_why))
             text += f", {chain.signatures_unchecked:,} NOT checked ({why})"
         out.print(visible(text + (f" (public keys: {sources})" if sources and chain.signatures_checked else "")))
+    if chain.unhashed:
+        out.print("the hashes of the log files in the dataset are not compared (a dataset keeps no SHA-256 of what it "
+                  "ingested: verify the trail or a copy for that)")
     if not result.online:
         unkeyed = "" if result.keys is not None else ", and no --public-key was given: signatures were not checked"
         out.print("offline copy: the hash chain (previousDigestHashValue) and the log hashes are checked; a copy "
@@ -91,6 +96,10 @@ def verify_command(
     until: Annotated[str | None, typer.Option(
         help="Digests ending before this, plus the hour after (a log delivered at the end is digested then). "
              "Default: now.")] = None,
+    data: Annotated[Path | None, typer.Option(
+        "--data", "-d", metavar="DIR", file_okay=False,
+        help="Re-check the digests a dataset recorded as it ingested them (instead of a trail or a copy): the "
+             "chain, and that every log file they list was ingested and every ingested one is listed.")] = None,
     public_key: Annotated[list[Path] | None, typer.Option(
         "--public-key", metavar="FILE", dir_okay=False,
         help="The JSON `aws cloudtrail list-public-keys --region R` prints, saved once (repeatable): check "
@@ -138,6 +147,8 @@ def verify_command(
       analyzer verify ./copy-of-the-bucket --public-key keys.json    # offline
 
       analyzer verify s3://my-trail-bucket -o integrity.jsonl         # alerts, for a SIEM
+
+      analyzer verify --data ./ctdata                                 # the dataset's own digests
     """
     from analyzer.alerts.outputs import plan
     from analyzer.jobs.verify import DEFAULT_WORKERS, api_keys, public_keys, run_verify
@@ -153,7 +164,14 @@ def verify_command(
     keys = public_keys(key_files)
     threads = workers or getattr(table, "workers", None) or DEFAULT_WORKERS
     local = target is not None and not target.startswith("s3://")
-    if local:
+    if data is not None:
+        from analyzer.integrity.stores import DatasetStore
+
+        if target is not None:
+            raise UsageError(f"give {TARGET} or --data DIR, not both", option="--data")
+        result = run_verify(DatasetStore(data), window=window if window.bounded else None, keys=keys,
+                            workers=threads, now=now)
+    elif local:
         from analyzer.integrity.stores import LocalStore
 
         assert target is not None

@@ -61,6 +61,7 @@ class LogResult:
     """One listed log file as a store read it: its hash, or that it is missing, corrupt or unreadable."""
 
     sha256: str | None = None
+    present: bool = False  # there, its hash unknown (a dataset keeps no SHA-256 of what it ingested)
     missing: bool = False
     corrupt: str | None = None  # not gzip any more, cut short...
     error: str | None = None  # could not be read (denied...): nothing can be said
@@ -79,6 +80,7 @@ class ChainReport:
     logs: list[tuple[LogEntry, FoundDigest]] = field(default_factory=list)  # every log a readable digest lists
     missing_spans: list[tuple[str, str, datetime, datetime]] = field(default_factory=list)  # account, region, hours
     problems: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason): nothing can be said
+    unhashed: int = 0  # listed log files found, whose hash could not be compared (verify --data)
 
 
 def _stream(found: FoundDigest) -> tuple[str, ...]:
@@ -276,6 +278,9 @@ def check_logs(
         if result.missing:
             findings.append(Finding("log-file-deleted", where, f"not found; {found.uri} lists it", account, region,
                                     when, when, details={"digest": found.uri, "expected_sha256": entry.hash_value}))
+        elif result.present:
+            chain.unhashed += 1
+            continue
         elif result.corrupt is not None:
             findings.append(Finding("log-file-modified", where, f"{result.corrupt}; {found.uri} lists it", account,
                                     region, when, when, details={"digest": found.uri,

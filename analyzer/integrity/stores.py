@@ -294,3 +294,74 @@ class LocalStore:
                                        or (window.until and when >= window.until)):
                 continue
             yield "", tail, str(path)
+
+
+class DatasetStore:
+    """The digests a dataset recorded as it ingested them (``verify --data``): its own history re-checked.
+
+    The chain is checked from the recorded digests (hashes and, where the source had them, signatures;
+    else each one's signature is the one the next digest repeats). A listed log file is looked up
+    among the objects the dataset ingested: the dataset keeps no SHA-256 of their content, so what
+    is checked is that every log file a digest lists is in the dataset and that every log file it
+    ingested is listed by a digest; verify the source (S3 or a copy) to compare the hashes.
+    """
+
+    online = False
+
+    def __init__(self, data: Path | str) -> None:
+        from analyzer.integrity.record import from_record
+        from analyzer.store.dataset import Dataset
+
+        self.root = Path(data).absolute()
+        if not (self.root / "_analyzer").is_dir():
+            raise AnalyzerError(f"{self.root}: not a dataset (no _analyzer/ folder)")
+        self.problems: list[tuple[str, str]] = []
+        self.regions: set[str] = set()
+        with Dataset(self.root, create=False) as dataset:
+            recorded = dataset.manifest.digests()
+            objects = [(row["uri"], row["status"]) for row in dataset.manifest.objects()]
+        self.digests: dict[str, FoundDigest] = {}
+        for uri, record in recorded:
+            found = FoundDigest(uri, record.key, None, digest=from_record(record), signature=None)
+            self.digests.setdefault(layout_tail(record.key), found)
+        self.ingested: dict[str, str] = {}  # layout tail of every ingested log object → its uri
+        for uri, status in objects:
+            tail = layout_tail(uri.removeprefix("s3://"))
+            if status == "ingested" and tail and f"/{CLOUDTRAIL}/" in tail:
+                self.ingested.setdefault(tail, uri)
+
+    def __str__(self) -> str:
+        return f"the dataset {self.root}"
+
+    def uri(self, bucket: str | None, key: str) -> str:
+        found = self.digests.get(layout_tail(key))
+        if found is not None:
+            return found.uri
+        return self.ingested.get(layout_tail(key)) or (f"s3://{bucket}/{key}" if bucket else key)
+
+    def digest_keys(self, window: Window | None, *, now: datetime | None = None) -> list[str]:
+        keys = [f.key for f in self.digests.values() if in_window(f.end, window)]
+        self.regions.update(n.region for n in map(parse_name, keys) if n is not None)
+        return sorted(keys)
+
+    def read_digest(self, key: str, bucket: str | None = None) -> FoundDigest | None:
+        return self.digests.get(layout_tail(key))
+
+    def resolve(self, bucket: str | None, key: str) -> FoundDigest | None:
+        return self.read_digest(key, bucket)
+
+    def log_result(self, bucket: str, key: str) -> LogResult:
+        if layout_tail(key) in self.ingested:
+            return LogResult(present=True)
+        return LogResult(missing=True)
+
+    def log_keys(self, window: Window | None, *, now: datetime | None = None) -> Iterator[tuple[str, str, str]]:
+        for tail, uri in self.ingested.items():
+            named = log_name_time(tail)
+            if named is None:
+                continue
+            when = named[2]
+            if window is not None and ((window.since and when < window.since)
+                                       or (window.until and when >= window.until)):
+                continue
+            yield "", tail, uri

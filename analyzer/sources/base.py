@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-#: Parts of a CloudTrail key that mark objects which are not event logs.
+#: Parts of a CloudTrail key that mark objects which are not event logs and are skipped unread.
+#: (Digest files are read: ingest records them in the manifest, for ``analyzer verify``.)
 NOT_EVENT_LOGS = {
-    "CloudTrail-Digest": "CloudTrail digest file",
     "CloudTrail-Insight": "CloudTrail Insights file",
 }
 

@@ -87,6 +87,36 @@ create table if not exists rewrites (
 create unique index if not exists rewrites_once on rewrites(uri, previous_hash, content_hash);
 -- duplicates: per day, the (source_object, record_index) of the rows another row repeats (Parquet bytes).
 create table if not exists duplicates (event_date text primary key, losers blob not null);
+-- digests: every CloudTrail digest file ingested (its object is 'skipped': it holds no events), with
+-- what `analyzer verify` checks: its place in the chain and the log files it lists (digest_logs).
+create table if not exists digests (
+    uri text primary key,      -- the object it was read from
+    bucket text not null,      -- digestS3Bucket / digestS3Object: where CloudTrail delivered it
+    key text not null,
+    account text,
+    region text,               -- the region that delivered (and signed) it
+    trail text,
+    start_time text not null,  -- digestStartTime, digestEndTime (ISO 8601; end as written: it is signed)
+    end_time text not null,
+    fingerprint text not null,
+    previous_bucket text,
+    previous_key text,
+    previous_hash text,
+    previous_signature text,
+    sha256 text not null,      -- of its uncompressed content: what the next digest's previousDigestHashValue is
+    signature text,            -- x-amz-meta-signature, when the source had it (a local copy has not)
+    batch text,
+    recorded_at real not null
+);
+create table if not exists digest_logs (
+    digest_uri text not null,
+    bucket text not null,
+    key text not null,
+    hash_value text not null,
+    hash_algorithm text not null,
+    primary key (digest_uri, key)
+);
+create index if not exists digest_logs_key on digest_logs(key);
 """
 
 DONE = ("ingested", "skipped")
@@ -94,6 +124,27 @@ DONE = ("ingested", "skipped")
 #: its version is recorded, nothing is ingested again.
 UNCHANGED = "unchanged"
 FAILURES_ADOPTED = "manifest.failures-adopted"
+
+
+@dataclass(frozen=True)
+class DigestRecord:
+    """A CloudTrail digest file as the manifest keeps it (see the ``digests`` table)."""
+
+    bucket: str
+    key: str
+    account: str | None
+    region: str | None
+    trail: str | None
+    start_time: str
+    end_time: str
+    fingerprint: str
+    previous_bucket: str | None
+    previous_key: str | None
+    previous_hash: str | None
+    previous_signature: str | None
+    sha256: str
+    logs: tuple[tuple[str, str, str, str], ...]  # (bucket, key, hash value, hash algorithm)
+    signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +159,7 @@ class ObjectOutcome:
     quarantined: int = 0
     reason: str | None = None
     content_hash: str | None = None
+    digest: DigestRecord | None = None  # a digest file: recorded in the digests table, with the batch
 
 
 @dataclass(frozen=True)
@@ -283,6 +335,39 @@ class Manifest:
                      o.reason, batch, now),
                 )
                 self.db.execute("delete from failures where uri=?", (o.uri,))
+                if o.digest is not None:
+                    self._record_digest(o.uri, o.digest, batch, now)
+
+    def _record_digest(self, uri: str, d: DigestRecord, batch: str, now: float) -> None:
+        """A digest file and the log files it lists (a new version of the object replaces both)."""
+        self.db.execute("delete from digest_logs where digest_uri=?", (uri,))
+        self.db.execute(
+            "insert or replace into digests(uri, bucket, key, account, region, trail, start_time, end_time,"
+            " fingerprint, previous_bucket, previous_key, previous_hash, previous_signature, sha256, signature,"
+            " batch, recorded_at) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (uri, d.bucket, d.key, d.account, d.region, d.trail, d.start_time, d.end_time, d.fingerprint,
+             d.previous_bucket, d.previous_key, d.previous_hash, d.previous_signature, d.sha256, d.signature,
+             batch, now),
+        )
+        self.db.executemany(
+            "insert or replace into digest_logs(digest_uri, bucket, key, hash_value, hash_algorithm)"
+            " values (?,?,?,?,?)", [(uri, *log) for log in d.logs])
+
+    def digests(self) -> list[tuple[str, DigestRecord]]:
+        """Every digest recorded, by end time: (the object's uri, the digest)."""
+        logs: dict[str, list[tuple[str, str, str, str]]] = {}
+        for row in self.db.execute("select digest_uri, bucket, key, hash_value, hash_algorithm from digest_logs"
+                                   " order by digest_uri, key"):
+            logs.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
+        rows = self.db.execute(
+            "select uri, bucket, key, account, region, trail, start_time, end_time, fingerprint, previous_bucket,"
+            " previous_key, previous_hash, previous_signature, sha256, signature from digests order by end_time, uri"
+        ).fetchall()
+        return [(uri, DigestRecord(bucket, key, account, region, trail, start, end, fingerprint, previous_bucket,
+                                   previous_key, previous_hash, previous_signature, sha256,
+                                   tuple(logs.get(uri, ())), signature))
+                for (uri, bucket, key, account, region, trail, start, end, fingerprint, previous_bucket, previous_key,
+                     previous_hash, previous_signature, sha256, signature) in rows]
 
     def begin_batch(self, batch: str, files: Iterable[str]) -> None:
         self.db.execute(
