@@ -348,3 +348,25 @@ def test_the_progress_bar_shows_a_total_only_once_it_is_final() -> None:
     stats = IngestStats(ingested=3, unchanged=2)
     assert files_text(Progress(stats, found=551, total=None)) == "5 files done, 551 found so far"
     assert files_text(Progress(stats, found=2841, total=2841)) == "5/2,841 files"
+
+
+def test_a_piped_table_has_every_column_laid_out_as_at_a_terminal(fixtures_dataset: Path) -> None:
+    """Piped, the table was cut to the terminal's height and 80 columns; now every row and column, in the
+    terminal's layout (but written without Rich: 200k rows took a minute)."""
+    from rich.console import Console
+
+    from analyzer.output.table import render_table
+    from analyzer.sql import execute, open_readonly
+
+    query = (
+        "select eventID, eventName, eventTime, readOnly, userIdentity, 1.5 as x, null as n, "
+        "'日本語' as wide from events order by eventID limit 7"
+    )
+    con = open_readonly(fixtures_dataset)
+    piped, screen = io.StringIO(), io.StringIO()
+    render_table(execute(con, query), Console(file=piped, width=80), None)
+    render_table(execute(con, query), Console(file=screen, width=100_000, force_terminal=True, color_system=None), 0)
+    lines = piped.getvalue().splitlines()
+    assert lines[0].split() == ["eventID", "eventName", "eventTime", "readOnly", "userIdentity", "x", "n", "wide"]
+    assert lines[-1] == "7 rows" and len(lines) == 10 and "…" in lines[2]  # userIdentity cut at 48 cells
+    assert [line.rstrip() for line in screen.getvalue().splitlines()] == lines

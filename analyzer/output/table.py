@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich import box
+from rich.cells import cell_len, set_cell_size
 from rich.table import Table
 from rich.text import Text
 
@@ -71,24 +72,46 @@ def render_table(
         total += batch.num_rows
     if not names or (not total and not result.shows_rows):
         return total
-    shown = _fitting_columns(names, rows, console.width)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
-    for field in list(result.reader.schema)[:shown]:
-        numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)
-        table.add_column(
-            Text(visible(field.name)),
-            no_wrap=True,
-            overflow="ellipsis",
-            max_width=MAX_COLUMN_WIDTH,
-            justify="right" if numeric else "left",
-        )
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row[:shown]))
-    console.print(table)
+    shown = _fitting_columns(names, rows, console.width) if console.is_terminal else len(names)  # a pipe: every one
+    fields = list(result.reader.schema)[:shown]
+    numeric = [pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_decimal(f.type)
+               for f in fields]
+    if console.is_terminal:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+        for field, right in zip(fields, numeric, strict=True):
+            table.add_column(Text(visible(field.name)), no_wrap=True, overflow="ellipsis", max_width=MAX_COLUMN_WIDTH,
+                             justify="right" if right else "left")
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row[:shown]))
+        console.print(table)
+    else:  # a pipe or a file: every row, as the terminal lays it out, without Rich's per-cell cost
+        plain_table([visible(f.name) for f in fields], numeric, [row[:shown] for row in rows], console.file)
     note = f"{total:,} row{'s' if total != 1 else ''}"
     if total > len(rows):
         note += f" ({len(rows):,} shown, {total - len(rows):,} not shown: {hint[0]})"
     if shown < len(names):
         note += f"; {len(names)} columns ({shown} shown: {hint[1]})"
-    console.print(Text(note, style="dim"))
+    if console.is_terminal:
+        console.print(Text(note, style="dim"))
+    else:
+        console.file.write(note + "\n")
     return total
+
+
+def _fit(cell: str, width: int, right: bool) -> str:
+    size = cell_len(cell)
+    if size > width:
+        return set_cell_size(cell, width - 1) + "…"
+    pad = " " * (width - size)
+    return pad + cell if right else cell + pad
+
+
+def plain_table(names: list[str], numeric: list[bool], rows: list[list[str]], out: IO[str]) -> None:
+    """The terminal's layout (header, rule, one line per row, columns three spaces apart, long cells cut
+    with "…") as plain text: 200k rows in seconds, where a Rich table takes a minute."""
+    widths = [min(max([cell_len(name), *(cell_len(row[i]) for row in rows)]), MAX_COLUMN_WIDTH)
+              for i, name in enumerate(names)]
+    out.write("   ".join(_fit(n, w, r) for n, w, r in zip(names, widths, numeric, strict=True)).rstrip() + "\n")
+    out.write("─" * (sum(widths) + 3 * (len(widths) - 1)) + "\n")
+    for row in rows:
+        out.write("   ".join(_fit(c, w, r) for c, w, r in zip(row, widths, numeric, strict=True)).rstrip() + "\n")
