@@ -175,6 +175,15 @@ class PullTable(Table):
     workers: Annotated[int, key("Concurrent downloads and S3 connections.", "32", ge=1, le=512)] | None = None
 
 
+class VerifyTable(Table):
+    """`analyzer verify`: the public keys and the parallelism; the trail and its access are [pull]'s. Flags win."""
+
+    public_keys: Annotated[str | list[str], key(
+        "Files `aws cloudtrail list-public-keys` printed (JSON), relative to this file; --public-key wins.",
+        "cloudtrail:ListPublicKeys in each digest's region")] | None = None
+    workers: Annotated[int, key("Concurrent reads and hashes.", "16", ge=1, le=512)] | None = None
+
+
 class IngestTable(Table):
     """`analyzer ingest`, and the ingest stage of `pull` and `nightly`. Flags win."""
 
@@ -317,6 +326,7 @@ class Settings(Table):
     failures: FailuresTable = msgspec.field(default_factory=FailuresTable)
     nightly: NightlyTable = msgspec.field(default_factory=NightlyTable)
     notify: NotifyTable = msgspec.field(default_factory=NotifyTable)
+    verify: VerifyTable = msgspec.field(default_factory=VerifyTable)
     posture: PostureTable = msgspec.field(default_factory=PostureTable)
 
 

@@ -156,13 +156,14 @@ def verify_command(
 
     loaded = load_config(config_file, verbose)
     settings = loaded.settings
-    table = getattr(settings, "verify", None)
+    table = settings.verify
     now = datetime.now(UTC)
     window = parse_window(since, until, now=now)
     outputs = plan([fmt] if fmt else None, output, None) if (fmt or output) else []
-    key_files = list(public_key or []) or [Path(p) for p in config_strings(getattr(table, "public_keys", None))]
+    base = loaded.path.expanduser().parent if loaded.path is not None else Path()
+    key_files = list(public_key or []) or [base / Path(p).expanduser() for p in config_strings(table.public_keys)]
     keys = public_keys(key_files)
-    threads = workers or getattr(table, "workers", None) or DEFAULT_WORKERS
+    threads = workers or table.workers or DEFAULT_WORKERS
     local = target is not None and not target.startswith("s3://")
     if data is not None:
         from analyzer.integrity.stores import DatasetStore
