@@ -660,6 +660,7 @@ class SignedChain:
     trail: str
     key: Any  # the RSA private key
     prefix: str = ""
+    org: str | None = None
     objects: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)
     digests: list[str] = field(default_factory=list)  # digest keys, oldest first
     logs: dict[str, list[str]] = field(default_factory=dict)  # digest key → the log keys it lists
@@ -689,7 +690,8 @@ class SignedChain:
 
     def digest_key(self, end: datetime) -> str:
         root = f"{self.prefix.strip('/')}/" if self.prefix.strip("/") else ""
-        return (f"{root}AWSLogs/{self.account}/CloudTrail-Digest/{self.region}/{end:%Y/%m/%d}/{self.account}_"
+        root += f"AWSLogs/{self.org}/" if self.org else "AWSLogs/"
+        return (f"{root}{self.account}/CloudTrail-Digest/{self.region}/{end:%Y/%m/%d}/{self.account}_"
                 f"CloudTrail-Digest_{self.region}_{self.trail}_{self.region}_{end:%Y%m%dT%H%M%SZ}.json.gz")
 
     def sign(self, doc: dict[str, Any], private_key: Any | None = None) -> tuple[bytes, str]:
@@ -738,7 +740,8 @@ class SignedChain:
 
     def inject_log(self, when: datetime, rng: random.Random) -> str:
         """A log file no digest lists, named for ``when``."""
-        key = cloudtrail_key(self.account, self.region, when, prefix=self.prefix, unique=f"{rng.getrandbits(64):016x}")
+        key = cloudtrail_key(self.account, self.region, when, prefix=self.prefix, org=self.org,
+                             unique=f"{rng.getrandbits(64):016x}")
         self.objects[key] = (log_bytes(make_events(rng, 2, self.account, self.region, when)), {})
         return key
 
@@ -771,19 +774,20 @@ def signed_chain(
     region: str = "eu-west-1",
     trail: str = "management-events",
     prefix: str = "",
+    org: str | None = None,
 ) -> SignedChain:
     """``hours`` hourly digests from ``start``, each listing ``logs_per_hour`` log files delivered in
     its hour; the first starts the chain (``previousDigest*`` null), each later one links the one before."""
     import hashlib
 
-    chain = SignedChain(bucket, account, region, trail, private_key, prefix)
+    chain = SignedChain(bucket, account, region, trail, private_key, prefix, org)
     previous: tuple[str, str, str] | None = None  # key, hash, signature
     for hour in range(hours):
         begin, end = start + timedelta(hours=hour), start + timedelta(hours=hour + 1)
         entries = []
         for n in range(logs_per_hour):
             when = begin + timedelta(minutes=5 + n * (50 // max(logs_per_hour, 1)))
-            key = cloudtrail_key(account, region, when, prefix=prefix, unique=f"{rng.getrandbits(64):016x}")
+            key = cloudtrail_key(account, region, when, prefix=prefix, org=org, unique=f"{rng.getrandbits(64):016x}")
             events = make_events(rng, 3, account, region, when)
             body = log_bytes(events)
             chain.objects[key] = (body, {})

@@ -172,6 +172,23 @@ def test_cli_summary_and_exit_codes(s3: S3Server, runner: CliRunner, trail_key: 
     assert set(ALERT_COLUMNS) <= set(alerts[0])
 
 
+def test_every_account_region_and_organization_under_a_prefix(s3: S3Server, trail_key: Any, key_file: Path) -> None:
+    """Digests are found as pull finds logs: organizations, accounts and regions discovered under the prefix,
+    only the window's day folders listed; --account and --region narrow them."""
+    plain = chain(trail_key, seed=1, prefix="logs")
+    org = chain(trail_key, seed=2, prefix="logs", org="o-abcd123456", account="444455556666", region="us-east-1")
+    other = chain(trail_key, seed=3, prefix="elsewhere")  # outside the prefix: never listed
+    for trail in (plain, org, other):
+        trail.upload(s3.client())
+    client = s3.client()
+    for options, digests in (({}, 2 * HOURS), ({"accounts": ["444455556666"]}, HOURS), ({"regions": ["eu-west-1"]},
+                                                                                        HOURS)):
+        source = S3Source(client, "s3://trail-bucket/logs", **options)
+        result = run_verify(S3Store(source), window=WINDOW, keys=public_keys([key_file]), now=NOW)
+        assert (result.findings, result.problems, result.digests_valid) == ([], [], digests), options
+        assert result.logs_valid == 2 * digests
+
+
 # -- a copy on a disk ---------------------------------------------------------------------------------
 def test_offline_copy_checks_every_signature_but_the_newest(tmp_path: Path, trail_key: Any, key_file: Path) -> None:
     trail = chain(trail_key, prefix="org-trail")
