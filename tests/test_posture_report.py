@@ -359,3 +359,96 @@ def test_the_coverage_chart_has_a_point_per_day(tmp_path: Path) -> None:
         "2026-11-02: 100% console users with MFA",
         "2026-11-04: 0% console users with MFA",
     ]
+
+
+# -- the history's vectorised rules agree with judge() ------------------------------------------------
+
+
+def reference_conditions(table: object, window: timedelta) -> set[tuple[str, str, str, str]]:
+    """What judge() says of every principal of every snapshot: the oracle for assess.conditions."""
+    from analyzer.posture.assess import judge, principal_key
+
+    rows = table.to_pylist()  # type: ignore[attr-defined]
+    accounts = {(r["snapshot_id"], r["account_id"]): r for r in rows if r["record"] == "account"}
+    held = set()
+    for p in (r for r in rows if r["record"] == "principal"):
+        since = p["taken_at"] - window
+        keys = [k for k in p["access_keys"] or [] if k["active"]]
+        root = bool(p["is_root"])
+        summary = accounts[(p["snapshot_id"], p["account_id"])]["root_access_keys_present"]
+        row = {
+            "is_root": root,
+            "mfa_active": p["mfa_active"],
+            "console_password": None if root else p["password_enabled"],
+            "recent": bool(p["password_last_used"] and p["password_last_used"] >= since),
+            "last_signin": p["password_last_used"],
+            "password_last_changed": p["password_last_changed"],
+            "user_created": p["user_created"],
+            "keys_active": len(keys),
+            "keys_last_used": None,
+            "signins_without_mfa": 0,
+            "root_access_keys": (bool(keys) or bool(summary)) if root else None,
+        }
+        for detection, *_ in judge(row, since):
+            held.add(
+                (p["snapshot_id"], p["account_id"], principal_key(p["account_id"], p["user_name"], root), detection)
+            )
+    return held
+
+
+optional_time = st.none() | st.integers(0, 400).map(lambda d: at(2026, 1, 1) + timedelta(days=d))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.sampled_from(["Ann", "bob", "ann"]),
+            st.none() | st.booleans(),
+            st.none() | st.booleans(),
+            optional_time,
+            optional_time,
+            optional_time,
+            st.booleans(),
+            st.none() | st.booleans(),
+        ),
+        max_size=12,
+    ),
+    st.integers(1, 200),
+)
+def test_the_vectorised_history_rules_agree_with_judge(people: list[tuple], days: int) -> None:
+    from analyzer.posture.assess import conditions
+
+    principals = []
+    seen = set()
+    for root, name, password, mfa, used, changed, created, key, _summary in people:
+        name = "root" if root else name
+        if name.lower() in seen:
+            continue
+        seen.add(name.lower())
+        principals.append(
+            Principal(
+                name,
+                None,
+                is_root=root,
+                password_enabled=password,
+                mfa_active=mfa,
+                password_last_used=used,
+                password_last_changed=changed,
+                user_created=created,
+                access_keys=(AccessKey(1, True),) if key else (),
+            )
+        )
+    summary = any(p[8] for p in people)
+    table = to_table(
+        "s1",
+        at(2026, 12, 1),
+        [AccountPosture("111122223333", principals=tuple(principals), root_access_keys_present=summary)],
+    )
+    window = timedelta(days=days)
+    vectorised = {
+        tuple(r)
+        for r in conditions(table, window).select("snapshot_id", "account_id", "key", "detection_id").iter_rows()
+    }
+    assert vectorised == reference_conditions(table, window)

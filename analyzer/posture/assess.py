@@ -271,35 +271,68 @@ def _iso(value: object) -> str:
     return str(value)
 
 
-def conditions(table: pa.Table, window: timedelta) -> set[tuple[str, str, str, str]]:
-    """(snapshot id, account, principal key, detection id) of what each snapshot in ``table`` shows,
-    judged from IAM's view alone (the logs are not part of the history), for ``first_seen``."""
-    held: set[tuple[str, str, str, str]] = set()
+def conditions(table: pa.Table, window: timedelta) -> pl.DataFrame:
+    """(snapshot_id, taken_at, account_id, key, detection_id) of what each snapshot in ``table`` shows,
+    judged from IAM's view alone (the logs are not part of the history), for ``first_seen``: the
+    rules of :func:`judge`, vectorised (a year of nightly snapshots is hundreds of thousands of rows;
+    tests/test_posture_report.py checks that both agree)."""
+    columns = ["snapshot_id", "taken_at", "account_id", "key", "detection_id"]
     if table.num_rows == 0:
-        return held
-    accounts = {(a["snapshot_id"], a["account_id"]): a for a in _rows(table, ACCOUNT)}
-    for p in _rows(table, PRINCIPAL):
-        account = accounts.get((p["snapshot_id"], p["account_id"]), {})
-        is_root = bool(p["is_root"])
-        since = p["taken_at"] - window
-        keys = [k for k in p["access_keys"] or [] if k["active"]]
-        row = {
-            "is_root": is_root,
-            "mfa_active": p["mfa_active"],
-            "console_password": None if is_root else p["password_enabled"],
-            "recent": bool(p["password_last_used"] and p["password_last_used"] >= since),
-            "last_signin": p["password_last_used"],
-            "password_last_changed": p["password_last_changed"],
-            "user_created": p["user_created"],
-            "keys_active": len(keys),
-            "keys_last_used": None,
-            "signins_without_mfa": 0,
-            "root_access_keys": (bool(keys) or bool(account.get("root_access_keys_present"))) if is_root else None,
-        }
-        key = principal_key(p["account_id"], p["user_name"], is_root)
-        for detection, *_ in judge(row, since):
-            held.add((p["snapshot_id"], p["account_id"], key, detection))
-    return held
+        return pl.DataFrame(schema={c: (pl.Datetime("us", "UTC") if c == "taken_at" else pl.String()) for c in columns})
+    frame = pl.from_arrow(
+        table.select(
+            [
+                "record",
+                "snapshot_id",
+                "taken_at",
+                "account_id",
+                "root_access_keys_present",
+                "is_root",
+                "user_name",
+                "password_enabled",
+                "password_last_used",
+                "password_last_changed",
+                "user_created",
+                "mfa_active",
+                "access_keys",
+            ]
+        )
+    )
+    assert isinstance(frame, pl.DataFrame)
+    accounts = frame.filter(pl.col("record") == ACCOUNT).select(
+        "snapshot_id", "account_id", pl.col("root_access_keys_present").fill_null(False).alias("summary_keys")
+    )
+    people = frame.filter(pl.col("record") == PRINCIPAL).join(accounts, on=["snapshot_id", "account_id"], how="left")
+    root = pl.col("is_root").fill_null(False)
+    mfa = pl.col("mfa_active").fill_null(False)
+    console = pl.col("password_enabled").fill_null(False) & ~root
+    keys = (
+        pl.col("access_keys")
+        .list.eval(pl.element().struct.field("active").fill_null(False))
+        .list.any()
+        .fill_null(False)
+    )
+    since = pl.col("taken_at") - pl.lit(window)
+    recent = pl.col("password_last_used").is_not_null() & (pl.col("password_last_used") >= since)
+    reference = pl.coalesce("password_last_used", "password_last_changed", "user_created")
+    dormant = console & ~recent & (reference.is_null() | (reference < since))
+    judged = people.select(
+        "snapshot_id",
+        "taken_at",
+        "account_id",
+        pl.when(root)
+        .then(pl.col("account_id") + "/#root")
+        .otherwise(pl.col("account_id") + "/" + pl.col("user_name").str.to_lowercase())
+        .alias("key"),
+        (root & ~mfa).alias(ROOT_WITHOUT_MFA),
+        (root & (keys | pl.col("summary_keys").fill_null(False))).alias(ROOT_ACCESS_KEYS),
+        (~root & ~mfa & (console | keys)).alias(MFA_NOT_ENABLED),
+        dormant.alias(PASSWORD_UNUSED),
+    )
+    held = judged.unpivot(
+        index=["snapshot_id", "taken_at", "account_id", "key"], variable_name="detection_id", value_name="held"
+    )
+    return held.filter(pl.col("held")).select(columns)
 
 
 def first_seen(history: pa.Table, window: timedelta, current: str) -> dict[tuple[str, str, str], datetime]:
@@ -308,22 +341,22 @@ def first_seen(history: pa.Table, window: timedelta, current: str) -> dict[tuple
     if history.num_rows == 0:
         return {}
     held = conditions(history, window)
-    reads: dict[str, list[tuple[datetime, str]]] = {}
-    for a in _rows(history, ACCOUNT):
-        if a["status"] == OK:
-            reads.setdefault(a["account_id"], []).append((a["taken_at"], a["snapshot_id"]))
-    result: dict[tuple[str, str, str], datetime] = {}
-    for snapshot_id, account, key, detection in held:
-        if snapshot_id != current:
-            continue
-        start = None
-        for taken, sid in sorted(reads.get(account, []), reverse=True):
-            if (sid, account, key, detection) not in held:
-                break
-            start = taken
-        if start is not None:
-            result[(account, key, detection)] = start
-    return result
+    frame = pl.from_arrow(history.select(["record", "snapshot_id", "taken_at", "account_id", "status"]))
+    assert isinstance(frame, pl.DataFrame)
+    reads = (
+        frame.filter((pl.col("record") == ACCOUNT) & (pl.col("status") == OK))
+        .sort("taken_at", "snapshot_id")
+        .with_columns(pl.int_range(pl.len()).over("account_id").alias("read"))
+    )  # the account's nth read
+    group = ["account_id", "key", "detection_id"]
+    runs = (
+        held.join(reads.select("snapshot_id", "account_id", "read"), on=["snapshot_id", "account_id"])
+        .sort([*group, "read"])
+        .with_columns((pl.col("read") - pl.int_range(pl.len()).over(group)).alias("run"))
+    )  # consecutive: one run
+    now = runs.filter(pl.col("snapshot_id") == current).select([*group, "run"])
+    starts = runs.join(now, on=[*group, "run"]).group_by(group).agg(pl.col("taken_at").min())
+    return {(a, k, d): t for a, k, d, t in starts.iter_rows()}
 
 
 def findings(

@@ -13,7 +13,7 @@ numbers, kinds and dates are kept (never a virtual device's seed or QR code).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -204,12 +204,11 @@ def to_table(snapshot_id: str, taken_at: datetime, accounts: Iterable[AccountPos
     return table.replace_schema_metadata({SCHEMA_KEY: SCHEMA_VERSION})
 
 
-def conform(table: pa.Table) -> pa.Table:
-    """A stored snapshot in today's :data:`SCHEMA`: a column an older file lacks is NULL, an unknown one dropped."""
-    columns = []
-    for column in SCHEMA:
-        if column.name in table.column_names:
-            columns.append(table[column.name].cast(column.type))
-        else:
-            columns.append(pa.nulls(table.num_rows, column.type))
-    return pa.Table.from_arrays(columns, schema=SCHEMA)
+def conform(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
+    """A stored snapshot in today's :data:`SCHEMA` (``columns``: only those): a column an older file
+    lacks is NULL, an unknown one dropped."""
+    fields = [SCHEMA.field(name) for name in columns] if columns is not None else list(SCHEMA)
+    arrays = [
+        table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type) for f in fields
+    ]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))

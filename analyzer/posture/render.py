@@ -124,7 +124,7 @@ def render_json(result: PostureResult) -> str:
         "problems": result.problems,
         "notes": result.notes,
         "accounts": a.accounts,
-        "needs_mfa": [_plain(n, ("tier",)) | {"tier": n["tier"]} for n in a.needs],
+        "needs_mfa": a.needs,
         "principals": [_plain(p, ("key", "recent")) for p in a.principals],
         "coverage": a.coverage,
         "findings": [],
@@ -295,7 +295,9 @@ def render_markdown(result: PostureResult) -> str:
     from analyzer.alerts.markdown import _table
 
     lines = ["# MFA posture", ""]
-    lines += [f"{line}  " for line in view.headline(result)] + [""]
+    from analyzer.alerts.sanitize import markdown
+
+    lines += [f"{markdown(line)}  " for line in view.headline(result)] + [""]
     lines += ["## Who needs MFA now", ""]
     if result.assessment.needs:
         lines += _table(NEEDS_HEADERS, _needs_rows(result), numeric={0})
@@ -310,7 +312,5 @@ def render_markdown(result: PostureResult) -> str:
     if result.assessment.coverage:
         lines += ["## MFA coverage over time", "", *_table(COVERAGE_HEADERS, _coverage_rows(result), numeric={4, 5})]
     if result.problems:
-        from analyzer.alerts.sanitize import markdown
-
         lines += ["## Problems", ""] + [f"- {markdown(p)}" for p in result.problems] + [""]
     return "\n".join(lines)

@@ -104,14 +104,15 @@ def stored(data: Path | str) -> list[StoredSnapshot]:
 
 
 def load(data: Path | str, snapshot: StoredSnapshot, columns: Sequence[str] | None = None) -> pa.Table:
-    """One stored snapshot in today's schema (``columns``: only these)."""
+    """One stored snapshot in today's schema (``columns``: only these, and only they are read)."""
     path = Path(data) / snapshot.path
     try:
-        table = pq.read_table(path)
+        present = set(pq.read_schema(path).names)
+        wanted = [c for c in columns if c in present] if columns is not None else None
+        table = pq.read_table(path, columns=wanted)
     except (OSError, pa.ArrowException) as exc:
         raise AnalyzerError(f"{path}: cannot read the posture snapshot: {exc}") from exc
-    table = conform(table)
-    return table.select(list(columns)) if columns is not None else table
+    return conform(table, columns)
 
 
 def history(data: Path | str, columns: Sequence[str]) -> tuple[pa.Table, list[str]]:
