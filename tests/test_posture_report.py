@@ -452,3 +452,15 @@ def test_the_vectorised_history_rules_agree_with_judge(people: list[tuple], days
         for r in conditions(table, window).select("snapshot_id", "account_id", "key", "detection_id").iter_rows()
     }
     assert vectorised == reference_conditions(table, window)
+
+
+def test_the_cli_starts_without_importing_the_posture_machinery() -> None:
+    """`analyzer posture --help` (and every other command's start) needs neither boto3 nor Arrow."""
+    script = (
+        "import sys; from analyzer.cli import app\n"
+        "try:\n    app(['posture', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('boto3', 'pyarrow', 'polars', 'duckdb', 'analyzer.posture.model') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "[]"

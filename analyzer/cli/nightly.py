@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 NIGHTLY_EXIT_CODES = (
     "Exit codes: 0 no alert at or above --fail-on to announce; 3 new alerts at or above --fail-on (or alerts "
     "an earlier run announced but could not deliver, sent now); 4 partial: some objects failed or records were "
-    "quarantined, or a notifier failed (its alerts are sent by the next run; 4 wins over 3); 5 the window "
+    "quarantined, a notifier failed (its alerts are sent by the next run), or the [posture] section could "
+    "not read an account (4 wins over 3); 5 the window "
     "held no events (a wrong source or dataset, or a quiet account); 1 error (configuration, credentials, "
     "unreadable dataset; nothing recorded); 2 usage error; 130 interrupted (rerun to resume)."
 )

@@ -30,7 +30,7 @@ from analyzer.cli.app import (
 )
 from analyzer.cli.detect import Severity
 from analyzer.errors import UsageError
-from analyzer.posture.render import PostureFormat
+from analyzer.posture.formats import PostureFormat
 
 if TYPE_CHECKING:
     from analyzer.jobs.posture import PostureResult
@@ -176,7 +176,8 @@ def posture_command(
       analyzer posture --offline --format jsonl     # the stored snapshot's findings, for a SIEM
     """
     from analyzer.jobs.posture import DEFAULT_SINCE, run_posture
-    from analyzer.posture.render import format_for, render
+    from analyzer.posture.formats import format_for
+    from analyzer.posture.render import render
     from analyzer.sources.iam import PostureSource
     from analyzer.sources.layout import is_account
     from analyzer.timespec import parse_timespec

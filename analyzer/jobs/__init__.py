@@ -15,7 +15,8 @@ result, so a notebook gets exactly what the command does::
 - :func:`run_pull`: an S3 trail into the dataset, incrementally (``analyzer pull``), from the
   source :func:`s3_source` assembles (flags over ``[pull]``);
 - :func:`run_detect`: the catalogue over a window, as a report (``analyzer detect``);
-- :func:`run_nightly`: pull, detect, report, notify what is new (``analyzer nightly``).
+- :func:`run_nightly`: pull, detect, report, notify what is new (``analyzer nightly``);
+- :func:`run_posture`: who still needs MFA, from IAM and the dataset's sign-ins (``analyzer posture``).
 
 Ctrl-C raises KeyboardInterrupt out of a job, with the worker processes kept quiet; a rerun resumes.
 """
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from analyzer.jobs.detect import DataExtent, DetectReport, run_detect
     from analyzer.jobs.ingest import run_ingest
     from analyzer.jobs.nightly import NightlyResult, NightlySettings, run_nightly
+    from analyzer.jobs.posture import PostureResult, run_posture
     from analyzer.jobs.progress import Progress
     from analyzer.jobs.pull import PullResult, run_pull
     from analyzer.jobs.sources import s3_source, trail_url
@@ -38,6 +40,7 @@ else:
             "analyzer.jobs.detect": ["DataExtent", "DetectReport", "run_detect"],
             "analyzer.jobs.ingest": ["run_ingest"],
             "analyzer.jobs.nightly": ["NightlyResult", "NightlySettings", "run_nightly"],
+            "analyzer.jobs.posture": ["PostureResult", "run_posture"],
             "analyzer.jobs.progress": ["Progress"],
             "analyzer.jobs.pull": ["PullResult", "run_pull"],
             "analyzer.jobs.sources": ["s3_source", "trail_url"],
@@ -49,11 +52,13 @@ __all__ = [
     "DetectReport",
     "NightlyResult",
     "NightlySettings",
+    "PostureResult",
     "Progress",
     "PullResult",
     "run_detect",
     "run_ingest",
     "run_nightly",
+    "run_posture",
     "run_pull",
     "s3_source",
     "trail_url",
