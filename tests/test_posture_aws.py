@@ -584,3 +584,18 @@ def test_nightly_without_posture_reads_no_iam(tmp_path: Path, runner: CliRunner,
     assert result.exit_code == 3, result.output
     assert store.stored(tmp_path / "data") == []
     assert not [p for p in (tmp_path / "data" / "_analyzer" / "reports").iterdir() if p.name.startswith("posture")]
+
+
+def test_a_user_name_that_shifts_the_csv_is_refused_not_misread(world: World, dataset: Path) -> None:
+    """IAM allows ',' in user names; moto writes the report without quoting them (in the name and the
+    ARN), so the row has two values too many: a reader going by position would misread her columns. It
+    is skipped and named instead (the other rows are read)."""
+    from s3_server import set_authorization
+
+    set_authorization(world.server, False)
+    aws_client(world.server, "iam", in_account(world.server, MANAGEMENT)).create_user(UserName="mallory,true")
+    set_authorization(world.server, True)
+    result = run_posture(dataset, world.source(organization=False, role_name=None), since=SINCE)
+    assert result.problems == [f"{MANAGEMENT}: credential report line 10: 24 values for 22 columns: skipped"]
+    assert "mallory,true" not in [p["user_name"] for p in result.assessment.principals]
+    assert len(result.assessment.principals) == 8
