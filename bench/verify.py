@@ -48,6 +48,72 @@ def plain_copies(files: list[Path], root: Path, target: Path) -> list[Path]:
     return copies
 
 
+def signed_copy(files: list[Path], root: Path, target: Path) -> tuple[Path, Path]:
+    """``files`` hard-linked into ``target`` with hourly digests per account and region, chained and
+    signed with a key made here (cached): what `analyzer verify DIR` reads. Returns (root, key file)."""
+    import base64
+    import gzip
+    import hashlib
+    import json
+    from collections import defaultdict
+    from datetime import datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from analyzer.integrity.digest import log_name_time
+
+    keys = target / "keys.json"
+    if (target / ".complete").exists():
+        return target, keys
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    fingerprint = hashlib.md5(der).hexdigest()  # a name for the key
+    hours: dict[tuple[str, str], dict[datetime, list[Path]]] = defaultdict(lambda: defaultdict(list))
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        named = log_name_time(rel)
+        if named is None:
+            continue
+        account, region, when = named
+        hours[(account, region)][when.replace(minute=0)].append(path)
+        copy = target / rel
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if not copy.exists():
+            os.link(path, copy)
+    bucket = "bench-trail"
+    for (account, region), by_hour in hours.items():
+        previous: tuple[str, str, str] | None = None
+        first_rel = by_hour[min(by_hour)][0].relative_to(root).as_posix()
+        base = first_rel[: first_rel.index(f"{account}/CloudTrail/")]
+        for hour in sorted(by_hour):
+            begin, end = hour, hour + timedelta(hours=1)
+            key_name = (f"{base}{account}/CloudTrail-Digest/{region}/{end:%Y/%m/%d}/{account}_CloudTrail-Digest_"
+                        f"{region}_bench_{region}_{end:%Y%m%dT%H%M%SZ}.json.gz")
+            logs = [{"s3Bucket": bucket, "s3Object": p.relative_to(root).as_posix(), "hashAlgorithm": "SHA-256",
+                     "hashValue": file_sha256(p)} for p in by_hour[hour]]
+            doc = {"awsAccountId": account, "digestStartTime": f"{begin:%Y-%m-%dT%H:%M:%SZ}",
+                   "digestEndTime": f"{end:%Y-%m-%dT%H:%M:%SZ}", "digestS3Bucket": bucket, "digestS3Object": key_name,
+                   "digestPublicKeyFingerprint": fingerprint, "digestSignatureAlgorithm": "SHA256withRSA",
+                   "previousDigestS3Bucket": bucket if previous else None,
+                   "previousDigestS3Object": previous[0] if previous else None,
+                   "previousDigestHashValue": previous[1] if previous else None,
+                   "previousDigestHashAlgorithm": "SHA-256" if previous else None,
+                   "previousDigestSignature": previous[2] if previous else None, "logFiles": logs}
+            content = json.dumps(doc, separators=(",", ":")).encode()
+            text = (f"{doc['digestEndTime']}\n{bucket}/{key_name}\n{hashlib.sha256(content).hexdigest()}\n"
+                    f"{previous[2] if previous else 'null'}")
+            signature = key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256()).hex()
+            out = target / key_name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(gzip.compress(content))
+            previous = (key_name, hashlib.sha256(content).hexdigest(), signature)
+    keys.write_text(json.dumps({"PublicKeyList": [{"Value": base64.b64encode(der).decode(),
+                                                   "Fingerprint": fingerprint}]}))
+    (target / ".complete").write_text("ok\n")
+    return target, keys
+
+
 def ours(files: list[Path], threads: int) -> Callable[[], None]:
     def go() -> None:
         if threads <= 1:
@@ -112,6 +178,23 @@ def main() -> None:
     for name in cases:
         files_rate = len(files) / medians[name]
         print(f"  {name:<58} {medians[name]:7.3f} s  {rate[name]:8.1f} MB/s  {files_rate:9,.0f} files/s")
+    signed, key_file = signed_copy(files, root, OUT / f"verify-signed-{args.events}")
+    from analyzer.integrity.stores import LocalStore
+    from analyzer.jobs.verify import public_keys, run_verify
+
+    ring = public_keys([key_file])
+    checks: list[float] = []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        result = run_verify(LocalStore(signed), window=None, keys=ring, workers=args.threads)
+        checks.append(time.perf_counter() - started)
+    assert not result.findings and result.logs_valid == len(files), (result.findings[:3], result.logs_valid)
+    whole = statistics.median(checks)
+    hashing = medians[f"file_sha256, stored .json.gz, {args.threads} threads"]
+    print(f"analyzer verify DIR (run_verify, {args.threads} threads): {result.digests_valid:,} digests, "
+          f"{result.logs_valid:,} log files, {result.chain.signatures_checked:,} signatures: {whole:.3f} s median "
+          f"({content / whole / 1e6:,.1f} MB/s of content; hashing alone {hashing:.3f} s: "
+          f"{hashing / whole:.0%} of it)")
     with open("/proc/loadavg") as load:
         after = load.read().split()[:3]
     base1 = rate["sha256sum, uncompressed copies, 1 process"]

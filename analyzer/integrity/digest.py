@@ -9,6 +9,7 @@ signature): the chain. Field names and semantics follow AWS's "CloudTrail digest
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -54,14 +55,23 @@ class DigestName:
         return (self.account, self.region, self.trail, self.home_region)
 
 
+def _stamp(text: str) -> datetime | None:
+    """``YYYYMMDDTHHMM[SS]Z`` (strptime costs a third of a run's checks on a large copy)."""
+    try:
+        return datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[9:11]), int(text[11:13]),
+                        int(text[13:15]) if len(text) > 14 else 0, tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def parse_name(key: str) -> DigestName | None:
     """The parts of a digest key (None when the key is not named like a digest)."""
     match = _NAME.search(key)
     if not match:
         return None
-    try:
-        end = datetime.strptime(match["end"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
+    end = _stamp(match["end"])
+    if end is None:
         return None
     return DigestName(match["account"], match["region"], match["trail"], match["home"], end,
                       bool(match["backfill"]))
@@ -82,11 +92,8 @@ def layout_tail(key: str) -> str:
 def log_name_time(key: str) -> tuple[str, str, datetime] | None:
     """A log file's account, region and the time in its name (its newest event, about when it was delivered)."""
     match = _LOG_NAME.search(key)
-    if not match:
-        return None
-    try:
-        when = datetime.strptime(match["time"], "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
-    except ValueError:
+    when = _stamp(match["time"]) if match else None
+    if match is None or when is None:
         return None
     return match["account"], match["region"], when
 

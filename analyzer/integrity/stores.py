@@ -230,13 +230,15 @@ class LocalStore:
         self.problems: list[tuple[str, str]] = []
         self.regions: set[str] = set()
         self.files: dict[str, Path] = {}  # layout tail → file
-        for folder, dirs, names in os.walk(self.root):
+        root = str(self.root)
+        for folder, dirs, names in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_analyzer")))
+            tail = layout_tail(folder.replace(os.sep, "/") + "/")  # DIR may be the AWSLogs folder itself
+            if not tail:
+                continue
             for name in sorted(names):
-                path = Path(folder) / name
-                tail = layout_tail(path.relative_to(self.root).as_posix())
-                if tail and not name.startswith("."):
-                    self.files.setdefault(tail, path)
+                if not name.startswith("."):
+                    self.files.setdefault(tail + name, Path(folder, name))
 
     def __str__(self) -> str:
         return str(self.root)
