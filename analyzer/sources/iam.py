@@ -26,6 +26,7 @@ is named like any other failure.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -248,6 +249,7 @@ class PostureSource:
             user_agent_extra="analyzer-posture",
         )
         self.skipped: list[str] = []  # organization accounts not read (suspended...), one line each
+        self._lock = threading.Lock()  # a boto3 Session is not thread-safe; the clients it makes are
 
     @classmethod
     def connect(cls, *, profile: str | None = None, region: str | None = None, **options: Any) -> PostureSource:
@@ -257,7 +259,10 @@ class PostureSource:
     def client(self, service: str, session: boto3.Session | None = None) -> Any:
         chosen: Any = session or self.session  # the service name is a plain string here, not a stub's literal
         try:
-            return chosen.client(service, region_name=self.region, endpoint_url=self.endpoint_url, config=self.config)
+            with self._lock:  # accounts are read in threads: one client made at a time
+                return chosen.client(
+                    service, region_name=self.region, endpoint_url=self.endpoint_url, config=self.config
+                )
         except (NoRegionError, ValueError) as exc:  # a malformed endpoint URL, an unknown region
             raise PostureError(f"cannot make a {service} client: {secrets(exc)}") from None
 
@@ -340,12 +345,13 @@ class PostureSource:
         except (ClientError, BotoCoreError) as exc:
             status = DENIED if is_denied(exc) else FAILED
             raise AccountError(status, f"{describe(exc, 'AssumeRole')} on {target.role_arn}") from None
-        return boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=self.region,
-        )
+        with self._lock:
+            return boto3.Session(
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+                region_name=self.region,
+            )
 
     def _read(self, target: Target) -> AccountPosture:
         iam = self.client("iam", self._session_for(target))
