@@ -249,7 +249,7 @@ def test_a_local_directory_source_works_the_same(runner: CliRunner, tmp_path: Pa
                                 UNTIL_1, "--config", str(config)])
     assert again.exit_code == 0, again.output
     assert f"{alerts_1} alerts (0 new, 0 escalated, 0 grown, {alerts_1} already reported)" in again.stdout
-    assert "files: 0 ingested, 10 already in the dataset" in again.stdout
+    assert "files: 0 ingested, 11 already in the dataset" in again.stdout  # 10 log files and the digest
     assert (tmp_path / "data" / "_analyzer" / "alerts.sqlite").is_file()
 
 
