@@ -55,11 +55,11 @@ print(json.dumps(out))
 
 
 def fixture_dataset(folder: Path) -> Path:
-    from analyzer import ingest
+    from analyzer import ingest_objects
     from analyzer.sources.local import walk
 
     data = folder / "data"
-    stats = ingest(walk([ROOT / "fixtures" / "AWSLogs"]), data, workers=1)
+    stats = ingest_objects(walk([ROOT / "fixtures" / "AWSLogs"]), data, workers=1)
     assert stats.failed == 0
     return data
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analyzer import ingest
+from analyzer import ingest_objects
 from analyzer.sources.local import walk
 
 pytest_plugins = ["s3_server"]
@@ -25,7 +25,7 @@ def fixtures_dir() -> Path:
 def fixtures_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled AWSLogs corpus ingested once per session (treat as read-only)."""
     data = tmp_path_factory.mktemp("fixtures-dataset")
-    stats = ingest(walk([FIXTURES / "AWSLogs"]), data, workers=1)
+    stats = ingest_objects(walk([FIXTURES / "AWSLogs"]), data, workers=1)
     assert stats.failed == 0 and stats.events > 0
     return data
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import ExitCode, connect, ingest
+from analyzer import ExitCode, connect, ingest_objects
 from analyzer.ingest import rebuild_record
 from analyzer.ingest.records import original_bytes
 from analyzer.sources.local import walk
@@ -19,7 +19,7 @@ from records import log_key, record, write_log
 
 
 def run(root: Path, data: Path):  # type: ignore[no-untyped-def]
-    return ingest(walk([root]), data, workers=1)
+    return ingest_objects(walk([root]), data, workers=1)
 
 
 def good_file(root: Path) -> Path:

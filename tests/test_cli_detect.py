@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.cli import app
 from analyzer.sources.local import walk
 
@@ -128,7 +128,7 @@ def dataset(tmp_path: Path, files: dict[str, list[dict[str, Any]]]) -> Path:
     for name, records in files.items():
         write_log(tmp_path / "in", name, records)
     data = tmp_path / "data"
-    stats = ingest(walk([tmp_path / "in"]), data, workers=1)
+    stats = ingest_objects(walk([tmp_path / "in"]), data, workers=1)
     assert stats.failed == 0 and stats.quarantined == 0
     return data
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import analyzer.store.compact as compact_module
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.sources.local import walk
 from analyzer.store import Dataset
 from analyzer.store.compact import _Input, compact, merge_sorted, plan_groups
@@ -32,7 +32,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def ingest_small_batches(corpus: Path, data: Path, *, compact_partitions: bool) -> None:
     """Many tiny batches: every day ends up in tens of files, as a big ingest leaves it."""
-    stats = ingest(walk([corpus]), data, workers=1, batch_bytes=20_000, compact_partitions=compact_partitions)
+    stats = ingest_objects(walk([corpus]), data, workers=1, batch_bytes=20_000, compact_partitions=compact_partitions)
     assert stats.failed == 0
 
 
@@ -76,10 +76,10 @@ def test_compaction_leaves_one_sorted_file_per_day_with_every_row(
 
 def test_a_later_ingest_into_a_compacted_day_is_merged_in(tmp_path: Path) -> None:
     write_log(tmp_path / "in", log_key(1, "A"), [record(i, time=f"2026-11-20T10:{i:02d}:00Z") for i in range(30)])
-    ingest(walk([tmp_path / "in"]), tmp_path / "data", workers=1)
+    ingest_objects(walk([tmp_path / "in"]), tmp_path / "data", workers=1)
     write_log(tmp_path / "in", log_key(2, "B"), [record(100 + i, time=f"2026-11-20T09:{i:02d}:00Z",
                                                         eventSource="iam.amazonaws.com") for i in range(20)])
-    ingest(walk([tmp_path / "in"]), tmp_path / "data", workers=1)
+    ingest_objects(walk([tmp_path / "in"]), tmp_path / "data", workers=1)
     files = day_files(tmp_path / "data")["event_date=2026-11-20"]
     assert len(files) == 1 and "compacted" in files[0].name
     table = pq.read_table(files[0])
@@ -91,7 +91,7 @@ def test_an_unsorted_input_file_still_loses_nothing(tmp_path: Path) -> None:
             for i, name in enumerate(["Z", "A", "M", "B", "Y", "C"] * 5)]
     write_log(tmp_path / "in", log_key(1, "A"), rows[:15])
     write_log(tmp_path / "in", log_key(2, "B"), rows[15:])
-    ingest(walk([tmp_path / "in"]), tmp_path / "data", workers=1, batch_bytes=1, compact_partitions=False)
+    ingest_objects(walk([tmp_path / "in"]), tmp_path / "data", workers=1, batch_bytes=1, compact_partitions=False)
     files = day_files(tmp_path / "data")["event_date=2026-11-20"]
     shuffled = pq.read_table(files[0]).take(pa.array([3, 0, 14, 7, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13]))
     pq.write_table(shuffled, files[0], row_group_size=4)
@@ -137,7 +137,7 @@ def test_a_merged_file_of_wide_rows_is_not_merged_again(tmp_path: Path, monkeypa
         write_log(tmp_path / "in", log_key(n, f"K{n}"), [record(n * 100 + i, requestParameters=blob)
                                                           for i in range(100)])
     data = tmp_path / "data"
-    ingest(walk([tmp_path / "in"]), data, workers=1, batch_bytes=1)
+    ingest_objects(walk([tmp_path / "in"]), data, workers=1, batch_bytes=1)
     (merged,) = day_files(data)["event_date=2026-11-20"]
     metadata = pq.read_metadata(merged)
     assert metadata.num_rows == 600 and 2 < metadata.num_row_groups < 600 // 10  # sized by bytes, not 32k rows
@@ -150,7 +150,7 @@ def _prepare(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     for n in range(4):
         write_log(tmp_path / "in", log_key(n, f"K{n}"), [record(n * 10 + i) for i in range(10)])
-    ingest(walk([tmp_path / "in"]), data, workers=1, batch_bytes=1, compact_partitions=False)
+    ingest_objects(walk([tmp_path / "in"]), data, workers=1, batch_bytes=1, compact_partitions=False)
     return data
 
 

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.sources.local import walk
 from analyzer.store import Dataset
 
@@ -94,7 +94,7 @@ def test_pending_batch_is_rolled_back_on_next_open(tmp_path: Path) -> None:
         orphan.parent.mkdir(parents=True)
         orphan.write_bytes(b"half")
     assert rows(tmp_path / "data") == []  # not committed: no reader reads it
-    stats = ingest(walk([tmp_path / "in"]), tmp_path / "data", workers=1)
+    stats = ingest_objects(walk([tmp_path / "in"]), tmp_path / "data", workers=1)
     assert not orphan.exists() and stats.events == 1
     assert rows(tmp_path / "data") == [(str(tmp_path / "in" / log_key()), 0, record(1)["eventID"])]
 
@@ -309,14 +309,14 @@ def test_any_kill_point_of_any_write_leaves_whole_commits_and_a_rerun_converges(
         write_log(logs, log_key(n, f"P{n:015d}", day), [record(n * 10 + i, time=f"2026-11-{day}T10:0{i}:00Z")
                                                        for i in range(3 + n)])
     run = {"workers": 1, "batch_bytes": 1}  # one object per batch: many commits
-    assert ingest(walk([logs]), data, compact_partitions=False, **run).failed == 0
+    assert ingest_objects(walk([logs]), data, compact_partitions=False, **run).failed == 0
     if rewrite:  # the next run replaces an object's rows (and keeps the old as evidence)
         write_log(logs, log_key(0, f"P{0:015d}", "21"), [record(900 + i, time="2026-11-21T11:00:00Z")
                                                         for i in range(4)])
     write_log(logs, log_key(59, "Q000000000000001", "20"), [record(800), record(801)])
     clean_root = root / "clean"
     shutil.copytree(data, clean_root)
-    ingest(walk([logs]), clean_root, **run)
+    ingest_objects(walk([logs]), clean_root, **run)
     clean = rows(clean_root)
 
     reached: Counter[str] = Counter()
@@ -330,11 +330,11 @@ def test_any_kill_point_of_any_write_leaves_whole_commits_and_a_rerun_converges(
         patch.setattr(dataset_module, "crash_point", crash)
         patch.setattr(compact_module, "crash_point", crash)
         with suppress(Killed):  # a write that runs to its end is a valid case too
-            ingest(walk([logs]), data, **run)
+            ingest_objects(walk([logs]), data, **run)
     seen = rows(data)
     assert len(seen) == len(set(seen))
     assert dict(Counter(source for source, _, _ in seen)) == committed_objects(data)  # whole objects, committed
-    ingest(walk([logs]), data, **run)
+    ingest_objects(walk([logs]), data, **run)
     assert rows(data) == clean
     assert glob_count(data) == len(clean)
     con = connect(data)

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.detect import run_detections
 from analyzer.sources.local import walk
 from analyzer.store import Dataset
@@ -52,7 +52,7 @@ def collision(tmp_path: Path) -> Path:
     write_log(logs, log_key(5, suffix="Other00000000001"), [bob])
     write_log(logs, log_key(9, suffix="Duplicate0000001"), [copy.deepcopy(jane)])  # the same event again
     data = tmp_path / "data"
-    stats = ingest(walk([logs]), data, workers=1)
+    stats = ingest_objects(walk([logs]), data, workers=1)
     assert stats.failed == 0 and stats.events == 4 and stats.duplicates == 1
     return data
 
@@ -103,7 +103,7 @@ def test_a_legacy_index_file_is_not_trusted_then_replaced(collision: Path, tmp_p
     assert connect(collision).execute("select count(*) from events").fetchone() == (3,)
     more = tmp_path / "more"
     write_log(more, log_key(20, suffix="Later00000000001"), [record(7)])
-    assert ingest(walk([more]), collision, workers=1).failed == 0
+    assert ingest_objects(walk([more]), collision, workers=1).failed == 0
     assert not any(legacy.glob("*.parquet"))
     assert connect(collision).execute("select count(*) from events").fetchone() == (4,)
 
@@ -141,7 +141,7 @@ def test_events_holds_each_distinct_event_once_whatever_the_deliveries(
     root = tmp_path_factory.mktemp("prop")
     for n, log in enumerate(deliveries):
         write_log(root / "logs", log_key(n, suffix=f"Delivery{n:08d}"), [make(*r) for r in log])
-    assert ingest(walk([root / "logs"]), root / "data", workers=1, compact_partitions=False).failed == 0
+    assert ingest_objects(walk([root / "logs"]), root / "data", workers=1, compact_partitions=False).failed == 0
     query = "select eventID, userIdentity.userName, second(eventTime) from events"
     indexed = sorted(connect(root / "data").execute(query).fetchall(), key=str)
     assert indexed == expected(deliveries)

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer import ingest
+from analyzer import ingest_objects
 from analyzer.sources.local import walk
 from analyzer.store import Dataset
 
@@ -55,7 +55,8 @@ def rows_of(data: Path) -> dict[str, Rows]:
 def truth(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, tuple[Rows, list[dict[str, Any]]]]:
     """Each fixture object's rows when ingested alone, and its records."""
     data = tmp_path_factory.mktemp("truth")
-    ingest([obj for obj in walk([FIXTURES]) if Path(obj.uri) in SOURCES], data, workers=1, compact_partitions=False)
+    objects = [obj for obj in walk([FIXTURES]) if Path(obj.uri) in SOURCES]
+    ingest_objects(objects, data, workers=1, compact_partitions=False)
     rows = rows_of(data)
     return {p: (rows[str(p)], json.loads(gzip.decompress(p.read_bytes()))["Records"]) for p in SOURCES}
 
@@ -162,7 +163,7 @@ def test_no_object_takes_another_down(batch: list[Case], truth: dict[Path, tuple
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(case.body)
             uris.append(str(path))
-        stats = ingest(walk([root]), data, workers=1, compact_partitions=False)
+        stats = ingest_objects(walk([root]), data, workers=1, compact_partitions=False)
         failed = dict(stats.failures) | dict(stats.skips)  # named, with the reason (a flipped magic byte: not gzip)
         landed = rows_of(data)
         with Dataset(data) as dataset:
@@ -186,7 +187,7 @@ def test_no_object_takes_another_down(batch: list[Case], truth: dict[Path, tuple
         assert set(failed) <= {u for u, c in zip(uris, batch, strict=True) if c.expect != "lands"}
         assert all(reason.strip() and "\n" not in reason for reason in failed.values())
 
-        again = ingest(walk([root]), data, workers=1, compact_partitions=False)  # a rerun converges
+        again = ingest_objects(walk([root]), data, workers=1, compact_partitions=False)  # a rerun converges
         assert (again.ingested, again.events, again.quarantined) == (0, 0, 0)
         assert dict(again.failures) == dict(stats.failures) and again.unchanged == len(batch) - len(stats.failures)
         assert rows_of(data) == landed

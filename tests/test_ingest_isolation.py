@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.cli import ingest as cli_ingest
 from analyzer.ingest import decode, workers
 from analyzer.sources.base import SourceObject
@@ -81,7 +81,7 @@ def run_with_killer(root: Path, data: Path, victims):  # type: ignore[no-untyped
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     try:
-        stats = ingest(walk([root]), data, workers=2, batch_bytes=40_000, compact_partitions=False)
+        stats = ingest_objects(walk([root]), data, workers=2, batch_bytes=40_000, compact_partitions=False)
     finally:
         done.set()
         thread.join()
@@ -127,7 +127,7 @@ def test_the_object_that_kills_its_worker_fails_alone(tmp_path: Path) -> None:
     assert stats.ingested == len(counts) - 1
     del counts[killer]
     assert landed(tmp_path / "data") == counts  # its neighbours, in its batch and others, all landed
-    again = ingest(walk([tmp_path / "in"]), tmp_path / "data", workers=2, batch_bytes=40_000,
+    again = ingest_objects(walk([tmp_path / "in"]), tmp_path / "data", workers=2, batch_bytes=40_000,
                    compact_partitions=False)  # left alone, it is retried and lands
     assert (again.ingested, again.failed, again.events) == (1, 0, BIG_RECORDS)
 
@@ -148,7 +148,7 @@ def test_keyboard_interrupt_still_stops_the_run(tmp_path: Path) -> None:
     write_log(tmp_path / "in", log_key(), [record(1)])
     objects: list[SourceObject] = [*walk([tmp_path / "in"]), Interrupting(str(tmp_path / "interrupt.json"), 10, "v1")]
     with pytest.raises(KeyboardInterrupt):
-        ingest(objects, tmp_path / "data", workers=1)
+        ingest_objects(objects, tmp_path / "data", workers=1)
 
 
 def test_the_cli_default_cap_is_the_library_default() -> None:

@@ -151,3 +151,18 @@ def test_ingest_points_an_s3_url_to_pull(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as refused:
         run_ingest(["s3://my-trail/AWSLogs"], tmp_path)
     assert "analyzer pull s3://my-trail/AWSLogs" in str(refused.value)
+
+
+def test_the_ingest_package_and_its_entry_point_have_two_names() -> None:
+    """`import analyzer.ingest as m` bound the function, not the module (issue 17)."""
+    import importlib
+    import types
+
+    import analyzer
+    import analyzer.ingest as station
+    from analyzer import ingest_objects
+    from analyzer.ingest.pipeline import ingest_objects as defined
+
+    assert isinstance(station, types.ModuleType) and station is importlib.import_module("analyzer.ingest")
+    assert analyzer.ingest is station and ingest_objects is defined is station.ingest_objects
+    assert callable(ingest_objects) and not callable(station)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.ingest import decode, pipeline, rebuild_record
 from analyzer.sources.local import walk
 
@@ -24,7 +24,7 @@ def test_huge_object_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     records[7]["readOnly"] = "false"  # one record for the lenient path
     del records[500]["eventTime"]  # one for the quarantine
     write_log(tmp_path / "in", log_key(), records)
-    stats = ingest(walk([tmp_path / "in"]), tmp_path / "d", workers=1, compact_partitions=False)
+    stats = ingest_objects(walk([tmp_path / "in"]), tmp_path / "d", workers=1, compact_partitions=False)
     assert (stats.events, stats.quarantined) == (999, 1)
     assert len(list((tmp_path / "d").glob("event_date=*/*.parquet"))) > 2  # written as it went
     rows = connect(tmp_path / "d").sql("select * from events order by record_index").to_arrow_table().to_pylist()
@@ -33,13 +33,13 @@ def test_huge_object_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 BOMB_SCRIPT = """
 import resource, sys
-from analyzer import ingest
+from analyzer import ingest_objects
 from analyzer.sources.local import walk
 import analyzer.ingest.pipeline, pyarrow.parquet  # imported before the limit is measured
 
 vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize"))
 resource.setrlimit(resource.RLIMIT_AS, (vm + int(sys.argv[3]), vm + int(sys.argv[3])))
-stats = ingest(walk([sys.argv[1]]), sys.argv[2], workers=1, compact_partitions=False)
+stats = ingest_objects(walk([sys.argv[1]]), sys.argv[2], workers=1, compact_partitions=False)
 print(stats.ingested, stats.failed, stats.events)
 for uri, reason in stats.failures:
     print(uri, reason)
@@ -77,6 +77,6 @@ def test_the_cap_is_a_keyword(tmp_path: Path) -> None:
     write_log(tmp_path / "in", log_key(0, "Small00000000000"), [record(1)])
     write_log(tmp_path / "in", log_key(1, "Large00000000000"), [record(i, requestParameters={"p": "x" * 1000})
                                                                for i in range(2, 200)])
-    stats = ingest(walk([tmp_path / "in"]), tmp_path / "d", workers=1, max_object_bytes=100_000)
+    stats = ingest_objects(walk([tmp_path / "in"]), tmp_path / "d", workers=1, max_object_bytes=100_000)
     assert (stats.ingested, stats.failed, stats.events) == (1, 1, 1)
     assert "larger than 100,000 bytes uncompressed" in stats.failures[0][1] and "Large" in stats.failures[0][0]

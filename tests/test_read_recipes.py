@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow.dataset as ds
 import pytest
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.sources.local import walk
 
 from records import log_key, record, write_log
@@ -38,14 +38,14 @@ def data(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path) -> Path:
     logs = root / "AWSLogs"
     shutil.copytree(fixtures_dir / "AWSLogs", logs)
     data = root / "data"
-    assert ingest(walk([logs]), data, workers=1).failed == 0
+    assert ingest_objects(walk([logs]), data, workers=1).failed == 0
     extra = root / "extra"
     rewritten = write_log(extra, log_key(0), [record(i) for i in range(5)])
     write_log(extra, log_key(1, "NoTime0000000001"), [record(9), {"eventName": "NoTime"}])  # one quarantined
     (extra / "broken.json.gz").write_bytes(gzip.compress(b"{not json"))  # one failed
-    ingest(walk([extra]), data, workers=1, compact_partitions=False)
+    ingest_objects(walk([extra]), data, workers=1, compact_partitions=False)
     write_log(extra, log_key(0), [record(i) for i in range(3, 8)])  # a rewrite: evidence under _analyzer/
-    stats = ingest(walk([extra]), data, workers=1, compact_partitions=False)
+    stats = ingest_objects(walk([extra]), data, workers=1, compact_partitions=False)
     assert [r.uri for r in stats.rewrites] == [str(rewritten)] and stats.quarantined == 0
     internal = {p.name for p in (data / "_analyzer").iterdir()}
     assert {"manifest.sqlite", "lock", "quarantine", "superseded"} <= internal

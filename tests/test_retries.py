@@ -14,10 +14,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.cli import app
-from analyzer.sources.local import walk
 from analyzer.jobs.pull import read_watermark, run_pull
+from analyzer.sources.local import walk
 from analyzer.sources.s3 import S3Source
 from analyzer.store import Dataset
 
@@ -101,14 +101,14 @@ def test_local_failures_are_retried_and_counted_until_they_land(tmp_path: Path, 
     bad = logs / log_key(5, suffix="Broken0000000001")
     bad.parent.mkdir(parents=True, exist_ok=True)
     bad.write_bytes(BROKEN)
-    assert ingest(walk([logs]), data, workers=1).failed == 1
+    assert ingest_objects(walk([logs]), data, workers=1).failed == 1
     again = runner.invoke(app, ["ingest", str(logs), "--data", str(data)])
     assert "retries: 1 earlier failure(s) tried again; 1 failure(s) remain" in again.output, again.output
     with Dataset(data) as dataset:
         [failure] = dataset.manifest.failures()
     assert failure.uri == str(bad) and failure.attempts == 2 and not failure.given_up
     write_log(logs, log_key(5, suffix="Broken0000000001"), [record(2)])
-    stats = ingest(walk([logs]), data, workers=1)
+    stats = ingest_objects(walk([logs]), data, workers=1)
     assert stats.retried == 1 and stats.ingested == 1 and stats.still_failing == 0
     with Dataset(data) as dataset:
         assert dataset.manifest.failures(given_up=None) == []

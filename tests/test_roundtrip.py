@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow.dataset as ds
 import pytest
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.ingest import rebuild_records
 from analyzer.sources.local import walk
 
@@ -40,7 +40,7 @@ def test_every_record_round_trips(name: str, tmp_path: Path) -> None:
     root = CORPORA[name]
     if not root.exists():
         pytest.fail(f"{root} is missing")
-    stats = ingest(walk([root]), tmp_path / "data", workers=1)
+    stats = ingest_objects(walk([root]), tmp_path / "data", workers=1)
     expected = originals(root)
     assert stats.failed == 0 and stats.quarantined == 0
     table = ds.dataset(tmp_path / "data", format="parquet", partitioning="hive",
@@ -54,7 +54,7 @@ def test_every_record_round_trips(name: str, tmp_path: Path) -> None:
 
 def test_events_view_counts_unique_event_ids(tmp_path: Path) -> None:
     root = CORPORA["fixtures"]
-    ingest(walk([root]), tmp_path, workers=1)
+    ingest_objects(walk([root]), tmp_path, workers=1)
     unique = {r["eventID"] for r in originals(root).values()}
     con = connect(tmp_path)
     assert con.execute("select count(*) from events").fetchone() == (len(unique),)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analyzer import ingest
+from analyzer import ingest_objects
 from analyzer.alerts import sanitize
 from analyzer.cli import app
 from analyzer.cli.app import stderr
@@ -36,7 +36,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rows[3]["userAgent"] = "@SUM(1+1)*cmd|' /C calc'!A0"
     write_log(logs, log_key(0), rows)
     target = tmp_path_factory.mktemp("output-data")
-    assert ingest(walk([logs]), target, workers=1).failed == 0
+    assert ingest_objects(walk([logs]), target, workers=1).failed == 0
     return target
 
 

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.cli import app
 from analyzer.detect import load_catalogue, run_detections
 from analyzer.detect.catalogue import default_queries_dir
@@ -37,7 +37,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     logs = tmp_path_factory.mktemp("logs")
     write_log(logs, log_key(0), [record(i, time=f"2026-11-{20 + i % 2}T10:{i:02d}:00Z") for i in range(6)])
     target = tmp_path_factory.mktemp("sandbox-data")
-    assert ingest(walk([logs]), target, workers=1).failed == 0
+    assert ingest_objects(walk([logs]), target, workers=1).failed == 0
     return target
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.sources.local import walk
 from analyzer.store import Dataset
 from analyzer.store.compact import compact, merge_sorted
@@ -32,7 +32,7 @@ def data(tmp_path: Path) -> Path:
         write_log(logs, log_key(n, f"K{n:015d}", day),
                   [record(n * 10 + i, time=f"2026-11-{day}T10:{i:02d}:00Z") for i in range(10)])
     data = tmp_path / "data"
-    assert ingest(walk([logs]), data, workers=1, batch_bytes=1, compact_partitions=False).events == 60
+    assert ingest_objects(walk([logs]), data, workers=1, batch_bytes=1, compact_partitions=False).events == 60
     return data
 
 
@@ -186,7 +186,7 @@ def test_the_duplicates_folder_is_neither_made_nor_kept(data: Path) -> None:
     assert not (data / "_analyzer" / "duplicates").exists()
     (data / "_analyzer" / "duplicates").mkdir()  # an older version's (empty) folder
     write_log(data.parent / "more", log_key(30, "Later00000000001"), [record(500)])
-    ingest(walk([data.parent / "more"]), data, workers=1)
+    ingest_objects(walk([data.parent / "more"]), data, workers=1)
     assert not (data / "_analyzer" / "duplicates").exists()
 
 
@@ -204,7 +204,7 @@ def test_detect_reads_the_new_snapshot_when_a_compaction_replaces_its_files(
     from analyzer.cli import app
 
     data = tmp_path / "data"
-    assert ingest(walk([fixtures_dir / "AWSLogs"]), data, workers=1, batch_bytes=20_000,
+    assert ingest_objects(walk([fixtures_dir / "AWSLogs"]), data, workers=1, batch_bytes=20_000,
                   compact_partitions=False).failed == 0
     command = ["detect", "--data", str(data), "--format", "json", "--output", str(tmp_path / "before.json")]
     undisturbed = CliRunner().invoke(app, command)
@@ -260,7 +260,7 @@ def test_sql_reads_the_new_snapshot_when_a_compaction_replaces_its_files(
 def test_the_quarantine_of_a_batch_that_never_committed_is_not_listed(tmp_path: Path) -> None:
     logs, data = tmp_path / "logs", tmp_path / "data"
     write_log(logs, log_key(0), [record(1), {"eventName": "NoTime"}])
-    assert ingest(walk([logs]), data, workers=1).quarantined == 1
+    assert ingest_objects(walk([logs]), data, workers=1).quarantined == 1
     with Dataset(data) as dataset:  # a writer killed after moving its quarantine file in, before its commit
         dataset.manifest.begin_batch("deadbeefdeadbeef", ["_analyzer/quarantine/deadbeefdeadbeef.jsonl"])
         shutil.copy(next(dataset.layout.quarantine.glob("*.jsonl")),
@@ -299,5 +299,5 @@ def test_a_failed_batch_commit_takes_its_files_out_again(data: Path, monkeypatch
     write_log(data.parent / "more", log_key(40, "Later00000000001"), [record(700)])
     monkeypatch.setattr(Manifest, "commit_batch", full)
     with pytest.raises(sqlite3.OperationalError):
-        ingest(walk([data.parent / "more"]), data, workers=1)
+        ingest_objects(walk([data.parent / "more"]), data, workers=1)
     assert on_disk(data) == before and count(data) == 60

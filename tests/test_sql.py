@@ -24,7 +24,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.cli import app
 from analyzer.cli.sql import repl
 from analyzer.sources.local import walk
@@ -52,7 +52,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_log(logs, log_key(0), rows)
     write_log(logs, log_key(1, suffix="Duplicate0000001"), rows[:1])
     target = tmp_path_factory.mktemp("sql-data")
-    assert ingest(walk([logs]), target, workers=1).failed == 0
+    assert ingest_objects(walk([logs]), target, workers=1).failed == 0
     with closing(sqlite3.connect(target / "_analyzer" / "manifest.sqlite")) as db:  # the duplicate index exists
         assert db.execute("select count(*) from duplicates").fetchone()[0] > 0
     return target

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
-from analyzer import ingest
+from analyzer import ingest_objects
 from analyzer.cli import app
 from analyzer.integrity.stores import DatasetStore
 from analyzer.jobs.verify import run_verify
@@ -35,9 +35,9 @@ def trail_key() -> Any:
 def test_ingest_records_every_digest_with_its_logs_once(tmp_path: Path, trail_key: Any) -> None:
     trail = signed_chain(random.Random(3), trail_key, start=START, hours=HOURS)
     trail.write(tmp_path / "copy")
-    first = ingest(walk([tmp_path / "copy"]), tmp_path / "data", workers=1)
+    first = ingest_objects(walk([tmp_path / "copy"]), tmp_path / "data", workers=1)
     assert (first.ingested, first.skipped, first.failed) == (2 * HOURS, HOURS, 0)
-    again = ingest(walk([tmp_path / "copy"]), tmp_path / "data", workers=1)
+    again = ingest_objects(walk([tmp_path / "copy"]), tmp_path / "data", workers=1)
     assert again.unchanged == 3 * HOURS and again.planned_objects == 0
     with Dataset(tmp_path / "data") as dataset:
         recorded = dataset.manifest.digests()
@@ -54,7 +54,7 @@ def test_a_file_named_like_a_digest_that_is_none_is_skipped_with_a_warning(tmp_p
     bogus = tmp_path / "in/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/20/x_CloudTrail-Digest_y.json.gz"
     bogus.parent.mkdir(parents=True)
     bogus.write_bytes(b"not even gzip")
-    stats = ingest(walk([tmp_path / "in"]), tmp_path / "data", workers=1)
+    stats = ingest_objects(walk([tmp_path / "in"]), tmp_path / "data", workers=1)
     assert (stats.skipped, stats.failed) == (1, 0)
     assert [uri for uri, _ in stats.warnings] == [str(bogus)] and "not a readable digest" in stats.warnings[0][1]
     with Dataset(tmp_path / "data") as dataset:
@@ -69,7 +69,7 @@ def test_verify_data_rechecks_the_datasets_own_history(tmp_path: Path, trail_key
     trail.delete(trail.digests[2])  # a digest deleted before it was ingested
     injected = trail.inject_log(START.replace(hour=4, minute=20), rng)  # a log no digest lists
     trail.write(tmp_path / "copy")
-    ingest(walk([tmp_path / "copy"]), tmp_path / "data", workers=1)
+    ingest_objects(walk([tmp_path / "copy"]), tmp_path / "data", workers=1)
     result = run_verify(DatasetStore(tmp_path / "data"), window=None)
     found = {(f.detection_id, f.uri[f.uri.index("AWSLogs/"):]) for f in result.findings}
     assert found == {("log-file-deleted", gone_log), ("digest-missing", trail.digests[2]),

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.cli import app
 from analyzer.detect import run_detections
-from analyzer.sources.local import walk
 from analyzer.jobs.pull import run_pull
+from analyzer.sources.local import walk
 from analyzer.sources.s3 import S3Source
 from analyzer.store import Dataset
 from analyzer.store.manifest import Rewrite
@@ -54,7 +54,7 @@ def test_a_new_version_with_the_same_bytes_keeps_every_event_and_alert(fixtures_
     logs = tmp_path / "AWSLogs"
     shutil.copytree(fixtures_dir / "AWSLogs", logs)
     data = tmp_path / "data"
-    first = ingest(walk([logs]), data, workers=1)
+    first = ingest_objects(walk([logs]), data, workers=1)
     before = counts(data)
     assert first.failed == 0 and before[0] > 300 and before[2] > 40
     files = sorted(p for p in logs.rglob("*") if p.is_file())
@@ -66,11 +66,11 @@ def test_a_new_version_with_the_same_bytes_keeps_every_event_and_alert(fixtures_
             body = path.read_bytes()
             path.unlink()
             path.write_bytes(body)
-    again = ingest(walk([logs]), data, workers=1)
+    again = ingest_objects(walk([logs]), data, workers=1)
     assert again.ingested == 0 and again.events == 0 and again.same_content == (
         first.ingested + first.skipped)  # the digest file too
     assert counts(data) == before
-    assert ingest(walk([logs]), data, workers=1).unchanged == (
+    assert ingest_objects(walk([logs]), data, workers=1).unchanged == (
         first.ingested + first.skipped)  # the new versions are recorded
 
 
@@ -80,14 +80,14 @@ def rewrite_scenario(tmp_path: Path) -> tuple[Path, Path, list[dict[str, Any]], 
     new = [record(0), record(2), record(9)]  # one record gone, one put in
     write_log(logs, log_key(0), old)
     write_log(logs, log_key(7, suffix="Neighbour0000001"), [record(20), record(21)])
-    assert ingest(walk([logs]), data, workers=1).failed == 0
+    assert ingest_objects(walk([logs]), data, workers=1).failed == 0
     return logs, data, old, new
 
 
 def test_new_content_under_a_known_key_replaces_its_rows_and_keeps_the_old_as_evidence(tmp_path: Path) -> None:
     logs, data, old, new = rewrite_scenario(tmp_path)
     path = write_log(logs, log_key(0), new)
-    stats = ingest(walk([logs]), data, workers=1)
+    stats = ingest_objects(walk([logs]), data, workers=1)
     assert stats.rewrites == [Rewrite(str(path), 3, 3, 3)]
     assert str(stats.rewrites[0]) == f"log object rewritten: {path}, 3 → 3 records"
     con = connect(data)
@@ -106,9 +106,9 @@ def test_new_content_under_a_known_key_replaces_its_rows_and_keeps_the_old_as_ev
 def test_a_second_rewrite_and_compaction_keep_one_live_version(tmp_path: Path) -> None:
     logs, data, _old, new = rewrite_scenario(tmp_path)
     write_log(logs, log_key(0), new)
-    ingest(walk([logs]), data, workers=1)
+    ingest_objects(walk([logs]), data, workers=1)
     path = write_log(logs, log_key(0), [record(5)])
-    stats = ingest(walk([logs]), data, workers=1, compact_partitions=True)
+    stats = ingest_objects(walk([logs]), data, workers=1, compact_partitions=True)
     assert stats.rewrites == [Rewrite(str(path), 3, 1, 3)]
     con = connect(data)
     assert con.execute("select count(*) from events_all where source_object = ?", [str(path)]).fetchone() == (1,)
@@ -128,9 +128,9 @@ def test_a_crash_between_moving_the_old_rows_and_the_commit_heals_on_the_rerun(t
 
     monkeypatch.setattr(Dataset, "commit", crash)
     with pytest.raises(KeyboardInterrupt):
-        ingest(walk([logs]), data, workers=1)
+        ingest_objects(walk([logs]), data, workers=1)
     monkeypatch.undo()
-    stats = ingest(walk([logs]), data, workers=1)
+    stats = ingest_objects(walk([logs]), data, workers=1)
     assert [r.uri for r in stats.rewrites] == [str(path)]
     con = connect(data)
     assert con.execute("select count(*) from events_all where source_object = ?", [str(path)]).fetchone() == (3,)
@@ -184,10 +184,10 @@ def test_a_failed_new_version_keeps_the_old_rows_and_the_known_content(tmp_path:
     path = logs / log_key(0)
     good = path.read_bytes()
     path.write_bytes(gzip.compress(b"{not json"))
-    assert ingest(walk([logs]), data, workers=1).failed == 1
+    assert ingest_objects(walk([logs]), data, workers=1).failed == 1
     assert counts(data)[:2] == (5, 5)  # the old version stays until a new one lands
     path.write_bytes(good)  # the original bytes come back: nothing to ingest again
-    stats = ingest(walk([logs]), data, workers=1)
+    stats = ingest_objects(walk([logs]), data, workers=1)
     assert stats.same_content == 1 and stats.rewrites == [] and stats.still_failing == 0
     assert counts(data)[:2] == (5, 5)
 
@@ -228,9 +228,9 @@ def test_a_crash_inside_the_rewrite_commit_leaves_one_copy_of_every_row(tmp_path
 
     monkeypatch.setattr(dataset_module.os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
-        ingest(walk([logs]), data, workers=1, compact_partitions=False)
+        ingest_objects(walk([logs]), data, workers=1, compact_partitions=False)
     monkeypatch.undo()
-    stats = ingest(walk([logs]), data, workers=1)
+    stats = ingest_objects(walk([logs]), data, workers=1)
     assert [r.uri for r in stats.rewrites] == [str(path)]
     con = connect(data)
     live = con.execute("select eventID from events_all where source_object = ? order by 1", [str(path)]).fetchall()

@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from analyzer import connect, ingest
+from analyzer import connect, ingest_objects
 from analyzer.sources.local import walk
 from analyzer.store.views import MACROS, VIEWS, install_views
 
@@ -114,7 +114,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_log(logs, log_key(0), rows)
     write_log(logs, log_key(1, suffix="Duplicate0000001"), rows[:1])  # one sign-in delivered twice
     target = tmp_path_factory.mktemp("views-data")
-    stats = ingest(walk([logs]), target, workers=1)
+    stats = ingest_objects(walk([logs]), target, workers=1)
     assert stats.failed == 0 and stats.quarantined == 0
     return target
 

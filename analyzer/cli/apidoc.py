@@ -16,7 +16,7 @@ from typing import Any
 
 #: (module, names) in the order a newcomer meets them: the stations' front doors, then the jobs.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("analyzer", ("connect", "ingest", "rebuild_record", "Dataset", "SCHEMA")),
+    ("analyzer", ("connect", "ingest_objects", "rebuild_record", "Dataset", "SCHEMA")),
     (
         "analyzer.jobs",
         (

@@ -7,13 +7,13 @@ from analyzer._lazy import lazy_exports
 if TYPE_CHECKING:
     from analyzer.ingest.columns import build_table
     from analyzer.ingest.decode import Decoded, ObjectError, decode_object
-    from analyzer.ingest.pipeline import IngestStats, ingest
+    from analyzer.ingest.pipeline import IngestStats, ingest_objects
     from analyzer.ingest.rebuild import rebuild_record, rebuild_records
 else:
     __getattr__, __dir__ = lazy_exports(__name__, {
         "analyzer.ingest.columns": ["build_table"],
         "analyzer.ingest.decode": ["Decoded", "ObjectError", "decode_object"],
-        "analyzer.ingest.pipeline": ["IngestStats", "ingest"],
+        "analyzer.ingest.pipeline": ["IngestStats", "ingest_objects"],
         "analyzer.ingest.rebuild": ["rebuild_record", "rebuild_records"],
     })
 
@@ -23,7 +23,7 @@ __all__ = [
     "ObjectError",
     "build_table",
     "decode_object",
-    "ingest",
+    "ingest_objects",
     "rebuild_record",
     "rebuild_records",
 ]

@@ -392,7 +392,7 @@ def default_workers() -> int:
     return max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
-def ingest(
+def ingest_objects(
     objects: Iterable[SourceObject],
     data: Path | str,
     *,

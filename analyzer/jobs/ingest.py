@@ -13,7 +13,7 @@ from pathlib import Path
 
 from analyzer.errors import UsageError
 from analyzer.ingest.decode import MAX_OBJECT_BYTES
-from analyzer.ingest.pipeline import BATCH_BYTES, IngestStats, ingest
+from analyzer.ingest.pipeline import BATCH_BYTES, IngestStats, ingest_objects
 from analyzer.jobs.interrupt import quiet_workers_on_ctrl_c
 from analyzer.jobs.progress import Found, Progress, reporter
 from analyzer.sources.local import walk
@@ -53,7 +53,7 @@ def run_ingest(
     """
     found = Found(list(walk(local_paths(paths))))
     quiet_workers_on_ctrl_c()
-    return ingest(
+    return ingest_objects(
         found,
         data,
         workers=workers,

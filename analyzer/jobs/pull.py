@@ -20,7 +20,7 @@ from pathlib import Path
 
 from analyzer.errors import ExitCode
 from analyzer.ingest.decode import MAX_OBJECT_BYTES
-from analyzer.ingest.pipeline import IngestStats, ingest
+from analyzer.ingest.pipeline import IngestStats, ingest_objects
 from analyzer.jobs.interrupt import quiet_workers_on_ctrl_c
 from analyzer.jobs.progress import Found, Progress, reporter
 from analyzer.sources.layout import DELIVERY_SLACK
@@ -134,7 +134,7 @@ def run_pull(
     quiet_workers_on_ctrl_c()
     found = Found(source.objects(window, now=now))
     try:
-        stats = ingest(
+        stats = ingest_objects(
             found,
             data,
             workers=workers,

@@ -3,7 +3,7 @@
 Everything runs on an injected boto3 client or session (no module-level clients), so notebooks,
 the CLI and the tests (a local S3 server reached through ``endpoint_url``) share one code path::
 
-    from analyzer import ingest
+    from analyzer import ingest_objects
     from analyzer.sources.s3 import S3Source
     from analyzer.sources.window import Window
     from analyzer.timespec import parse_timespec
@@ -11,11 +11,11 @@ the CLI and the tests (a local S3 server reached through ``endpoint_url``) share
     source = S3Source.connect("s3://my-trail-bucket/org", profile="audit", accounts=["123456789012"])
     source.check()                                  # one clear error for a missing bucket, bad credentials...
     window = Window(parse_timespec("7d"), parse_timespec("now"))
-    ingest(source.objects(window), "ctdata", fetch_threads=32)
+    ingest_objects(source.objects(window), "ctdata", fetch_threads=32)
 
     S3Source(my_boto3_s3_client, "s3://my-trail-bucket")   # or bring your own client
 
-:func:`analyzer.sources.pull.pull` adds the watermark (where the last pull ended) on top.
+:func:`analyzer.jobs.run_pull` adds the watermark (where the last pull ended) on top.
 """
 
 from __future__ import annotations
