@@ -208,6 +208,24 @@ def test_offline_without_keys_says_signatures_were_not_checked(tmp_path: Path, r
     assert "signatures were not checked" in out.stdout and f"{HOURS}/{HOURS} digest files valid" in out.stdout
 
 
+def test_a_partial_decompressed_copy(tmp_path: Path, trail_key: Any, key_file: Path) -> None:
+    """A copy of the last hours only, some files decompressed (``x.json`` for ``x.json.gz``): the chain is
+    followed back to the first digest there is, and a decompressed file still has the content CloudTrail hashed."""
+    trail = chain(trail_key)
+    for key in [trail.digests[0], *trail.logs[trail.digests[0]]]:
+        trail.delete(key)  # the copy starts an hour later
+    for key in (trail.digests[3], trail.logs[trail.digests[2]][1]):
+        body, metadata = trail.objects.pop(key)
+        trail.objects[key.removesuffix(".gz")] = (gzip.decompress(body), metadata)
+    trail.write(tmp_path / "copy")
+    result = run_verify(LocalStore(tmp_path / "copy" / "AWSLogs"), window=None, keys=public_keys([key_file]))
+    assert result.findings == [] and result.problems == []
+    assert (result.digests_valid, result.logs_valid) == (HOURS - 1, 2 * (HOURS - 1))
+    later = run_verify(LocalStore(tmp_path / "copy"), window=Window(START + timedelta(minutes=30), None),
+                       keys=public_keys([key_file]))
+    assert found(later) == {("digest-missing", trail.digests[0])}  # inside the window given: it should be there
+
+
 @pytest.mark.parametrize("tampering", ["modified", "deleted", "digest removed", "link forged"])
 def test_offline_tamperings(tmp_path: Path, trail_key: Any, key_file: Path, tampering: str) -> None:
     trail = chain(trail_key)

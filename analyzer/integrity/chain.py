@@ -134,9 +134,12 @@ def check_digests(
             streams[_stream(f)].append(f)
     for chain in streams.values():
         chain.sort(key=lambda f: (f.digest.end if f.digest else datetime.min, f.key))
+        # No window start: the chain is followed back to its first digest present, not beyond it (a
+        # copy of a few days starts somewhere; what came before it is not in question).
+        start = since if since is not None else chain[0].digest.end if chain[0].digest else None
         for position, f in enumerate(chain):
             earlier = chain[position - 1] if position else None
-            _check_link(f, earlier, by_key, own_ok, report, since=since, resolve=resolve, uri=uri)
+            _check_link(f, earlier, by_key, own_ok, report, since=start, resolve=resolve, uri=uri)
     return report
 
 
@@ -223,7 +226,7 @@ def _check_link(
     if previous is None:
         name = parse_name(digest.previous_key)
         if since is not None and name is not None and name.end < since:
-            return  # before the window: not followed
+            return  # before the window (or before the first digest there is): not followed
         if found.bucket is not None and digest.previous_bucket not in (None, found.bucket):
             report.problems.append((uri(digest.previous_bucket, digest.previous_key),
                                     "the previous digest is in another bucket: not followed"))
@@ -263,7 +266,7 @@ def check_logs(
     valid = invalid = 0
     seen: set[str] = set()
     for entry, found in chain.logs:
-        seen.add(layout_tail(entry.key))
+        seen.add(layout_tail(entry.key).removesuffix(".gz"))  # a copy may hold it decompressed
         where = uri(entry.bucket, entry.key)
         named = log_name_time(entry.key)
         account, region = (named[0], named[1]) if named else _context(found)
@@ -296,7 +299,7 @@ def check_logs(
         invalid += 1
     spans = _coverage(chain)
     for _bucket, key, where in listed:
-        if layout_tail(key) in seen:
+        if layout_tail(key).removesuffix(".gz") in seen:
             continue
         named = log_name_time(key)
         if named is None:

@@ -218,6 +218,10 @@ class S3Store:
         self.problems.extend(self.source.counters.problems)
 
 
+def _plain(tail: str) -> str:
+    return tail.removesuffix(".gz")
+
+
 class LocalStore:
     """A copy in the S3 key layout below ``root``: no S3 metadata, so no signature of its own."""
 
@@ -230,12 +234,14 @@ class LocalStore:
         self.problems: list[tuple[str, str]] = []
         self.regions: set[str] = set()
         self.files: dict[str, Path] = {}  # layout tail → file
+        self.base = str(self.root) + "/"  # where AWSLogs/ is (found below)
         root = str(self.root)
         for folder, dirs, names in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_analyzer")))
             tail = layout_tail(folder.replace(os.sep, "/") + "/")  # DIR may be the AWSLogs folder itself
             if not tail:
                 continue
+            self.base = folder.replace(os.sep, "/")[: -len(tail) + 1 or None] if not self.files else self.base
             for name in sorted(names):
                 if not name.startswith("."):
                     self.files.setdefault(tail + name, Path(folder, name))
@@ -243,10 +249,14 @@ class LocalStore:
     def __str__(self) -> str:
         return str(self.root)
 
-    def uri(self, bucket: str | None, key: str) -> str:
+    def _file(self, key: str) -> Path | None:
+        """The copy of ``key``: at its path below AWSLogs/, or decompressed beside it (``x.json`` for ``x.json.gz``)."""
         tail = layout_tail(key)
-        found = self.files.get(tail)
-        return str(found if found is not None else self.root / (tail or key))
+        return self.files.get(tail) or (self.files.get(tail[:-3]) if tail.endswith(".gz") else None)
+
+    def uri(self, bucket: str | None, key: str) -> str:
+        found = self._file(key)
+        return str(found) if found is not None else self.base + (layout_tail(key) or key)
 
     def digest_keys(self, window: Window | None, *, now: datetime | None = None) -> list[str]:
         keys = [tail for tail in self.files if f"/{DIGEST_FOLDER}/" in tail and parse_name(tail) is not None
@@ -255,7 +265,7 @@ class LocalStore:
         return sorted(keys)
 
     def read_digest(self, key: str, bucket: str | None = None) -> FoundDigest | None:
-        path = self.files.get(layout_tail(key))
+        path = self._file(key)
         if path is None:
             return None
         try:
@@ -266,15 +276,15 @@ class LocalStore:
             digest = parse_digest(data)
         except DigestFormatError as exc:
             return FoundDigest(str(path), key, None, error=str(exc))
-        # In place when the copy's path below AWSLogs/ is the one it was delivered to.
-        canonical = digest.key if layout_tail(digest.key) == layout_tail(key) else key
+        # In place when the copy's path below AWSLogs/ is the one it was delivered to (or that, decompressed).
+        canonical = digest.key if _plain(layout_tail(digest.key)) == _plain(layout_tail(key)) else key
         return FoundDigest(str(path), canonical, None, digest=digest)
 
     def resolve(self, bucket: str | None, key: str) -> FoundDigest | None:
         return self.read_digest(key, bucket)
 
     def log_result(self, bucket: str, key: str) -> LogResult:
-        path = self.files.get(layout_tail(key))
+        path = self._file(key)
         if path is None:
             return LogResult(missing=True)
         try:
