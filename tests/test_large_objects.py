@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from analyzer import connect, ingest_objects
-from analyzer.ingest import decode, pipeline, rebuild_record
+from analyzer.ingest import batch, decode, rebuild_record
 from analyzer.sources.local import walk
 
 from records import log_key, record, write_log
@@ -18,8 +18,8 @@ from records import log_key, record, write_log
 
 def test_huge_object_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(decode, "LARGE_OBJECT_BYTES", 10_000)
-    monkeypatch.setattr(pipeline, "CHUNK_RECORDS", 100)
-    monkeypatch.setattr(pipeline, "FILE_ROWS", 250)
+    monkeypatch.setattr(batch, "CHUNK_RECORDS", 100)
+    monkeypatch.setattr(batch, "FILE_ROWS", 250)
     records = [record(i, time=f"2026-11-{20 + i % 2}T10:00:00Z") for i in range(1_000)]
     records[7]["readOnly"] = "false"  # one record for the lenient path
     del records[500]["eventTime"]  # one for the quarantine

@@ -1,49 +1,38 @@
 """The ingest pipeline: source objects → parsed in worker processes → committed Parquet batches.
 
 Objects are packed into batches of a few MB; each batch is decoded, built and written by one
-worker process (both cores busy, no shared state), and committed by this process alone, in the
-order results arrive. Memory is bounded by the batch size times the number of batches in flight,
-whatever the number of objects.
+worker process (:mod:`analyzer.ingest.batch`; both cores busy, no shared state), and committed by
+this process alone, in the order results arrive. Memory is bounded by the batch size times the
+number of batches in flight, whatever the number of objects.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain, islice
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from analyzer.errors import ExitCode
-from analyzer.ingest.columns import TableBuilder, build_rows, with_partition
-from analyzer.ingest.decode import MAX_OBJECT_BYTES, NESTING_REASON, Decoded, ObjectError, decode_parts
-from analyzer.ingest.workers import Job, ProgressMarker, Runner
-from analyzer.integrity.digest import is_digest_key
-from analyzer.integrity.record import digest_outcome
+from analyzer.ingest.batch import BatchResult, Item, process_batch
+from analyzer.ingest.decode import MAX_OBJECT_BYTES
+from analyzer.ingest.workers import Job, Runner
 from analyzer.sources.base import SourceObject, skip_reason
 from analyzer.store.compact import CompactStats, compact
-from analyzer.store.dataset import Dataset, WrittenFile, new_batch_id, write_batch, write_quarantine
+from analyzer.store.dataset import Dataset, new_batch_id
 from analyzer.store.dedup import refresh_duplicates
 from analyzer.store.manifest import UNCHANGED, ObjectOutcome, Rewrite, RewriteRecord
 from analyzer.store.versions import Superseded, supersede
 
 BATCH_BYTES = 12 * 1024 * 1024  # compressed input per batch (about 150k CloudTrail events)
 BATCH_OBJECTS = 2_000
-CHUNK_RECORDS = 16_384  # records per Arrow table build
-READ_AHEAD_THREADS = 2
-FILE_ROWS = 65_536  # rows a worker holds before writing a file: bounds memory; each file sorted, so
-# its 4k-row groups cluster by eventSource/eventName and detections skip most of them
 MAX_LISTED_PROBLEMS = 1_000
+DAY_WINDOW = 20_000  # objects reordered by day at a time (a few MB of listing held)
 
 
 @dataclass
@@ -90,255 +79,12 @@ class IngestStats:
             bucket.append((uri, reason))
 
 
-@dataclass
-class BatchResult:
-    batch: str
-    files: list[WrittenFile]
-    quarantine_file: str | None
-    outcomes: list[ObjectOutcome]
-    warnings: list[tuple[str, str]]
-    events: int
-    bytes_uncompressed: int
-
-
-# A batch item: (uri, size, version, payload) where payload is a picklable SourceObject to read
-# in the worker, or the bytes already fetched by this process.
-Item = tuple[str, int, str, Any]
-
-
-def process_batch(
-    batch: str, items: list[Item], tmp_dir: str, known: dict[str, str] | None = None,
-    *, max_object_bytes: int = MAX_OBJECT_BYTES,
-) -> BatchResult:
-    """Worker side: decode, build and write one batch into ``tmp_dir`` (nothing visible yet).
-
-    ``known``: the content hash the manifest holds per uri; an object with those very bytes (a
-    touch, a re-download, a re-upload under a new ETag) is reported unchanged, not ingested again.
-
-    Isolation by construction: everything one object goes through, from its bytes to its rows,
-    runs inside one boundary that turns any exception (native libraries' own, MemoryError and
-    RecursionError included) into that object's failure, with the reason; its rows, if some were
-    already built, are taken out again. KeyboardInterrupt and SystemExit still stop the run."""
-    folder = Path(tmp_dir)
-    marker = ProgressMarker(folder)
-    outcomes: list[ObjectOutcome] = []
-    warnings: list[tuple[str, str]] = []
-    quarantine: list[dict[str, Any]] = []
-    good: dict[str, ObjectOutcome] = {}
-    chunk = _Chunk()
-    output = _Output(folder)
-    uncompressed = 0
-    dropped: set[str] = set()  # objects that failed after some of their rows were built
-
-    def flush() -> None:
-        marker.writing()
-        for uri, reason in chunk.finish(quarantine, output):
-            fail(uri, reason)
-
-    def fail(uri: str, reason: str) -> None:
-        outcome = good.pop(uri, None)
-        if outcome is not None:
-            outcomes.append(replace(outcome, status="failed", reason=reason))
-        dropped.add(uri)
-        quarantine[:] = [q for q in quarantine if q["source_object"] != uri]
-
-    with ThreadPoolExecutor(READ_AHEAD_THREADS) as reader:  # reads overlap decoding (I/O releases the GIL)
-        loaded = reader.map(_load, items)
-        for position, ((uri, size, version, _), data) in enumerate(zip(items, loaded, strict=True)):
-            marker.at(position, uri)
-            if isinstance(data, Exception):
-                outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=f"cannot read: {data}"))
-                continue
-            digest = None
-            try:
-                digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-                if known and known.get(uri) == digest:
-                    outcomes.append(ObjectOutcome(uri, size, version, UNCHANGED, content_hash=digest))
-                    continue
-                if is_digest_key(uri):  # no events: its metadata goes to the manifest, for analyzer verify
-                    outcome, problem = digest_outcome(uri, size, version, data, digest)
-                    outcomes.append(outcome)
-                    warnings.extend([(uri, problem)] if problem else [])
-                    continue
-                parts = decode_parts(data, CHUNK_RECORDS, max_bytes=max_object_bytes)
-                del data
-                first = next(parts)
-                uncompressed += first.uncompressed_bytes
-                if first.skipped:
-                    warnings.extend((uri, w) for w in first.warnings)
-                    outcomes.append(ObjectOutcome(uri, size, version, "skipped", reason=first.skipped,
-                                                  content_hash=digest))
-                    continue
-                good[uri] = ObjectOutcome(uri, size, version, "ingested", content_hash=digest)
-                for part in chain([first], parts):
-                    warnings.extend((uri, w) for w in part.warnings)
-                    quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
-                                       "raw": q.raw} for q in part.quarantined)
-                    chunk.add(uri, part)
-                    if len(chunk.builder) >= CHUNK_RECORDS:
-                        flush()
-                        marker.at(position, uri)
-            except Exception as exc:  # by construction: whatever it is, it is this object's alone
-                chunk.discard(uri)
-                warnings[:] = [w for w in warnings if w[0] != uri]
-                if uri in good:
-                    fail(uri, _reason(exc))
-                else:
-                    outcomes.append(ObjectOutcome(uri, size, version, "failed", reason=_reason(exc),
-                                                  content_hash=digest))
-    flush()
-    output.write()
-    if dropped & set(output.rows):
-        output.drop(dropped)
-
-    lost = Counter(item["source_object"] for item in quarantine)
-    outcomes.extend(replace(o, records=output.rows[uri], quarantined=lost[uri]) for uri, o in good.items())
-    quarantine_file = None
-    if quarantine:
-        quarantine_file = str(folder / "quarantine.jsonl")
-        write_quarantine(quarantine, Path(quarantine_file))
-    marker.close()
-    return BatchResult(batch, output.files, quarantine_file, outcomes, warnings, output.events, uncompressed)
-
-
-def _reason(exc: BaseException) -> str:
-    """One line naming what went wrong with an object."""
-    if isinstance(exc, ObjectError):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return "out of memory decoding this object (MemoryError)"
-    if isinstance(exc, RecursionError):
-        return NESTING_REASON
-    text = " ".join(str(exc).split())[:300]
-    return f"cannot decode: {type(exc).__name__}: {text}" if text else f"cannot decode: {type(exc).__name__}"
-
-
-def _load(item: Item) -> bytes | Exception:
-    payload = item[3]
-    if isinstance(payload, bytes):
-        return payload
-    try:
-        return bytes(payload.read())
-    except Exception as exc:
-        return exc
-
-
-class _Output:
-    """A batch's rows on their way to Parquet: one file per day, a new set every FILE_ROWS rows."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.tables: list[pa.Table] = []
-        self.pending = 0
-        self.events = 0
-        self.rows: Counter[str] = Counter()
-        self.files: list[WrittenFile] = []
-        self.sequence = 0
-
-    def add(self, table: pa.Table) -> None:
-        self.tables.append(table)
-        self.pending += table.num_rows
-        if self.pending >= FILE_ROWS:
-            self.write()
-
-    def write(self) -> None:
-        if not self.tables:
-            return
-        table = pa.concat_tables(self.tables)
-        self.tables, self.pending = [], 0
-        self.events += table.num_rows
-        self.rows.update(table["source_object"].to_pylist())
-        self.files.extend(write_batch(table, self.folder, sequence=self.sequence))
-        self.sequence += 1
-
-    def drop(self, uris: set[str]) -> None:
-        """Take out the rows of objects that failed after some of their rows were written (rare:
-        a huge object written in parts, then out of memory): their files are written again."""
-        wanted = pa.array(sorted(uris), pa.string())
-        files, self.files = self.files, []
-        for written in files:
-            table = pq.read_table(written.tmp_path)
-            keep = pc.invert(pc.is_in(table["source_object"], value_set=wanted))
-            if pc.all(keep).as_py():
-                self.files.append(written)
-                continue
-            Path(written.tmp_path).unlink()
-            self.tables.append(with_partition(table.filter(keep)))
-        for uri in uris:
-            self.events -= self.rows.pop(uri, 0)
-        remaining = pa.concat_tables(self.tables) if self.tables else None
-        self.tables = []
-        if remaining is not None and remaining.num_rows:
-            self.files.extend(write_batch(remaining, self.folder, sequence=self.sequence))
-            self.sequence += 1
-
-
-class _Chunk:
-    """Up to CHUNK_RECORDS records on their way to one Arrow table.
-
-    Building is isolated record by record (:func:`~analyzer.ingest.columns.build_rows`); should
-    it fail for the whole chunk anyway, each object is built on its own, so that only the
-    objects at fault fail.
-    """
-
-    def __init__(self) -> None:
-        self.builder = TableBuilder()
-        self.objects: list[tuple[str, Decoded]] = []
-
-    def _take(self) -> tuple[TableBuilder, list[tuple[str, Decoded]]]:
-        """Hand over what was added and start empty."""
-        taken = self.builder, self.objects
-        self.builder, self.objects = TableBuilder(), []
-        return taken
-
-    def add(self, uri: str, decoded: Decoded) -> None:
-        self.objects.append((uri, decoded))
-        self.builder.add(uri, decoded)
-
-    def discard(self, uri: str) -> None:
-        """Forget an object that failed part-way (its rows must not land)."""
-        if any(source == uri for source, _ in self.objects):
-            _, objects = self._take()
-            for source, decoded in objects:
-                if source != uri:
-                    self.add(source, decoded)
-
-    def finish(self, quarantine: list[dict[str, Any]], output: _Output) -> list[tuple[str, str]]:
-        """Build the chunk into ``output``; returns the objects that failed, with their reasons."""
-        builder, objects = self._take()
-        if not objects:
-            return []
-        try:
-            results = [build_rows(objects, builder)]
-        except Exception:
-            results = []
-            failed: list[tuple[str, str]] = []
-            del builder
-            for uri in dict.fromkeys(uri for uri, _ in objects):
-                try:
-                    results.append(build_rows([(u, d) for u, d in objects if u == uri]))
-                except Exception as exc:
-                    failed.append((uri, f"cannot build rows: {_reason(exc)}"))
-            for table, dropped in results:
-                self._land(table, dropped, quarantine, output)
-            return failed
-        for table, dropped in results:
-            self._land(table, dropped, quarantine, output)
-        return []
-
-    @staticmethod
-    def _land(table: pa.Table, dropped: list[tuple[str, Any]], quarantine: list[dict[str, Any]],
-              output: _Output) -> None:
-        quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,
-                           "raw": q.raw} for uri, q in dropped)
-        output.add(table)
-
-
 def _batches(
     objects: Iterable[SourceObject], dataset: Dataset, stats: IngestStats, batch_bytes: int
 ) -> Iterator[list[SourceObject]]:
-    """New objects (not yet in the manifest at their version), packed into batches."""
-    iterator = iter(objects)
+    """New objects (not yet in the manifest at their version), packed into batches, a day's
+    objects together (:func:`_by_day`)."""
+    iterator = _by_day(objects)
     batch: list[SourceObject] = []
     size = 0
     while chunk := list(islice(iterator, 512)):
@@ -366,6 +112,26 @@ def _batches(
                 batch, size = [], 0
     if batch:
         yield batch
+
+
+def _by_day(objects: Iterable[SourceObject], window: int = DAY_WINDOW) -> Iterator[SourceObject]:
+    """``objects``, each run of ``window`` reordered by the day in its key (stable: key order within
+    a day), so that a batch holds one day's objects rather than a few of every day's (listings go
+    account by account and region by region). Each batch then writes few, large, day files, in row
+    groups already at their final size, that compaction leaves as they are (:mod:`analyzer.store.compact`)."""
+    iterator = iter(objects)
+    while window_objects := list(islice(iterator, window)):
+        window_objects.sort(key=_day_of)
+        yield from window_objects
+
+
+_KEY_DAY = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/[^/]*$")
+
+
+def _day_of(obj: SourceObject) -> str:
+    """``YYYY/MM/DD`` from a CloudTrail key (``.../CloudTrail/REGION/YYYY/MM/DD/FILE``), else ""."""
+    found = _KEY_DAY.search(obj.uri)
+    return found.group(0)[1:11] if found else ""
 
 
 @dataclass(frozen=True)

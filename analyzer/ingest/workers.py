@@ -12,6 +12,7 @@ with "worker died decoding this object"; innocent neighbours land. Retries are b
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
@@ -19,9 +20,10 @@ import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,14 +90,64 @@ class Inline(Executor):
         return future
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic cyclic garbage collection inside: for decoding and building a batch.
+
+    A batch allocates millions of containers (tuples, lists) and no reference cycles, and every
+    few hundred allocations the collector would scan the young ones, and now and then all of them.
+    In a worker, where it stays off, what cycles a batch does make (an exception and its traceback)
+    are collected once at the end, and what survives is frozen, so that no batch rescans it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        else:  # a worker, where the collector is always off: collect what this batch left once
+            gc.collect()
+            gc.freeze()  # what survives (modules imported on first use...) is not rescanned next time
+
+
+#: glibc's mallopt parameters (malloc.h) and the values a worker sets (see :func:`retain_freed_memory`).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_RETAIN_BYTES = 1 << 30  # freed memory kept for reuse: a worker's peak is bounded by its batch anyway
+_MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling on 64-bit; larger blocks are mapped on their own
+
+
+def retain_freed_memory() -> None:
+    """Keep the memory a batch frees for the next one, instead of giving it back to the system.
+
+    Every batch allocates and frees the same few hundred MB; returned to the kernel and asked for
+    again, each fresh page costs a fault and the kernel's zeroing of it (measured: a tenth of a
+    worker's time, with transparent huge pages). So the C heap keeps what is freed (glibc: no trim,
+    blocks up to 32 MB from the heap rather than fresh mappings), and so does Arrow's allocator
+    (mimalloc reads ``MIMALLOC_PURGE_DELAY`` when pyarrow is first imported, which in a worker
+    comes after this). A worker's memory stays at its high-water mark, which the batch size bounds.
+    """
+    os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc: its defaults stay
+        return
+    mallopt(_M_TRIM_THRESHOLD, _RETAIN_BYTES)
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
+
+
 def start_worker(parent: int) -> None:
-    """Worker initializer: leave when the ingesting process is gone (e.g. after kill -9), and keep
-    the cyclic garbage collector off the modules imported so far (it would rescan them for ever).
+    """Worker initializer: leave when the ingesting process is gone (e.g. after kill -9); turn the
+    cyclic garbage collector off (:func:`gc_paused` collects once per batch instead) and keep it
+    off the modules imported so far (they live as long as the worker); keep freed memory for the
+    next batch (:func:`retain_freed_memory`).
 
     Otherwise idle workers would live on, holding the parent's stdout, and a cron job reading it
     would seem to hang.
     """
+    gc.disable()
     gc.freeze()
+    retain_freed_memory()
 
     def watch() -> None:
         while True:
