@@ -8,10 +8,11 @@ sit in one or two large row groups. Measured on 5M events: the catalogue in 1.5 
 
 How: the merge streams. Only the sort keys of the whole group are held in memory; their stable
 global order says how many rows each output row group takes from each input file, and because
-every input file is itself sorted, those rows are the next ones in that file. So each input row
-group is read once, and memory is a few row groups, not the day. (An unsorted input file still
-loses nothing: every row is taken exactly once and each output row group is sorted; only the
-clustering suffers.)
+every input file is itself sorted, those rows are the next ones in that file. So each input is
+read once, front to back, a few thousand rows at a time, and memory is an output row group plus a
+slice of each input, not the day. (An unsorted input file still loses nothing: every row is taken
+exactly once and each output row group is sorted; only the clustering suffers.) Two merges (of
+different days) run at once, in threads, each keeping about one core busy.
 
 Crash safety: the output is written to ``_analyzer/tmp/`` (a staged name no ``*.parquet`` glob
 matches), recorded as pending, renamed into the partition, and committed by one manifest
@@ -28,7 +29,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -57,14 +58,22 @@ MIN_ROW_GROUP_ROWS = 1_024
 #: A compacted file holds at most this many rows, which bounds the merge's memory (the sort keys
 #: of one file's rows); files holding half of it or more are left as they are.
 COMPACT_FILE_ROWS = 2_000_000
-#: Files merged at once: the merge holds one input row group per file (a more fragmented day is
+#: Files merged at once: the merge holds a slice of each (a more fragmented day is
 #: merged in more than one pass), and at most this many bytes of them.
 COMPACT_FAN_IN = 32
 COMPACT_INPUT_BYTES = 256 * 2**20
+#: Rows a merge reads from each input at a time (measured: as fast as reading whole row groups).
+CURSOR_ROWS = 8_192
 #: In memory a row takes about this many times its Parquet-encoded size (measured: 2.75x on the
 #: synthetic corpus, where dictionary-encoded columns expand the most).
 ARROW_EXPANSION = 3
 _KEY_COLUMNS = [name for name, _ in SORT_KEYS]
+#: A pass merges up to COMPACT_FAN_IN files into one: 32**4 files is plenty.
+MAX_PASSES = 4
+#: Merges run at once (see :class:`_Scheduler`): a merge keeps about one core busy.
+COMPACT_PARALLEL = 2
+#: What a failing merge or commit raises; the day keeps its files (the next run retries it).
+FAILURES = (OSError, ValueError, pa.ArrowException, RuntimeError, sqlite3.Error)
 
 
 @dataclass
@@ -95,8 +104,8 @@ class _Input:
 
     @property
     def cursor_bytes(self) -> float:
-        """What merging this file holds in memory: one of its row groups."""
-        return self.largest_group * self.row_bytes
+        """What merging this file holds in memory: what its cursor reads at a time."""
+        return min(self.largest_group, CURSOR_ROWS) * self.row_bytes
 
 
 def row_group_rows(row_bytes: float) -> int:
@@ -131,24 +140,23 @@ def plan_groups(files: list[_Input]) -> list[list[_Input]]:
 
 
 class _Cursor:
-    """Reads one input file front to back, a row group at a time."""
+    """Reads one input file front to back, :data:`CURSOR_ROWS` rows at a time (not a whole row
+    group: an ingest writes its files in full-size row groups, tens of MB each in memory)."""
 
     def __init__(self, file: pq.ParquetFile) -> None:
-        self.file = file
-        self.next_group = 0
+        self.batches = file.iter_batches(batch_size=CURSOR_ROWS)
         self.buffer: pa.Table | None = None
 
     def take(self, rows: int) -> Iterator[pa.Table]:
         while rows:
             if self.buffer is None or self.buffer.num_rows == 0:
-                self.buffer = self.file.read_row_group(self.next_group)
-                self.next_group += 1
+                self.buffer = pa.Table.from_batches([next(self.batches)])
             count = min(rows, self.buffer.num_rows)
             yield self.buffer.slice(0, count)
             self.buffer = self.buffer.slice(count)
             rows -= count
         if self.buffer is not None and self.buffer.num_rows == 0:
-            self.buffer = None  # let the row group go as soon as it is consumed
+            self.buffer = None  # let the rows go as soon as they are consumed
 
 
 def merge_sorted(paths: list[Path], output: Path) -> int:
@@ -225,53 +233,166 @@ def _inputs(dataset: Dataset, day: str) -> list[_Input]:
 
 def compact_partition(dataset: Dataset, day: str, stats: CompactStats) -> None:
     """Compact one day partition (the caller holds the writer lock)."""
-    for _ in range(4):  # a pass merges up to COMPACT_FAN_IN files into one: 32**4 files is plenty
+    for _ in range(MAX_PASSES):
         groups = plan_groups(_inputs(dataset, day))
         if not groups:
             return
-        _merge_groups(dataset, day, groups, stats)
+        for group in groups:
+            _commit_merge(dataset, day, group, _merge(dataset, day, group), stats)
 
 
-def _merge_groups(dataset: Dataset, day: str, groups: list[list[_Input]], stats: CompactStats) -> None:
-    partition = dataset.layout.partition(day)
-    for group in groups:
-        job = new_batch_id()
-        tmp_dir = dataset.tmp_dir(job)
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        name = f"part-{job}-compacted-{day}.parquet"
-        tmp = tmp_dir / f"{name}{STAGED_SUFFIX}"
-        try:
-            rows = merge_sorted([item.path for item in group], tmp)
-            expected = sum(item.rows for item in group)
-            if rows != expected:  # cannot happen; never swap files on a miscount
-                raise RuntimeError(f"wrote {rows} rows for {expected}")
-        except BaseException:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-            raise
+@dataclass(frozen=True)
+class _Merged:
+    """A group merged into one staged file, not yet part of the dataset."""
+
+    job: str
+    tmp: Path
+    name: str
+    rows: int
+
+
+def _merge(dataset: Dataset, day: str, group: list[_Input]) -> _Merged:
+    """Merge ``group`` into a staged file; touches files only, never the manifest (so that it may
+    run in a thread beside another merge, the commits staying with the caller)."""
+    job = new_batch_id()
+    tmp_dir = dataset.tmp_dir(job)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    name = f"part-{job}-compacted-{day}.parquet"
+    tmp = tmp_dir / f"{name}{STAGED_SUFFIX}"
+    try:
+        rows = merge_sorted([item.path for item in group], tmp)
+        expected = sum(item.rows for item in group)
+        if rows != expected:  # cannot happen; never swap files on a miscount
+            raise RuntimeError(f"wrote {rows} rows for {expected}")
         fsync_path(tmp)
-        final = partition / name
-        files = [item.file for item in group if item.file is not None]
-        inputs = [file.path for file in files]
-        times = [t for file in files for t in (file.min_time, file.max_time) if t is not None]
-        output = DataFile(str(final.relative_to(dataset.root)), day, rows,
-                          min(times) if times else None, max(times) if times else None)
-        dataset.manifest.begin_batch(job, [output.path])  # pending: rolled back if no commit follows
-        crash_point("compact.staged")
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return _Merged(job, tmp, name, rows)
+
+
+def _commit_merge(dataset: Dataset, day: str, group: list[_Input], merged: _Merged, stats: CompactStats) -> None:
+    """Put a merged file in place of its inputs: one manifest transaction (the commit point)."""
+    job, tmp, name, rows = merged.job, merged.tmp, merged.name, merged.rows
+    tmp_dir = tmp.parent
+    partition = dataset.layout.partition(day)
+    final = partition / name
+    files = [item.file for item in group if item.file is not None]
+    inputs = [file.path for file in files]
+    times = [t for file in files for t in (file.min_time, file.max_time) if t is not None]
+    output = DataFile(str(final.relative_to(dataset.root)), day, rows,
+                      min(times) if times else None, max(times) if times else None)
+    dataset.manifest.begin_batch(job, [output.path])  # pending: rolled back if no commit follows
+    crash_point("compact.staged")
+    try:
+        os.replace(tmp, final)  # in place, not yet part of the dataset
+        fsync_path(partition)
+        crash_point("compact.moved")
+        dataset.manifest.commit_compaction(job, output, inputs)  # the commit point
+    except Exception:
+        dataset.roll_back(job, [final])
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    crash_point("compact.committed")
+    dataset.remove_retired(inputs)
+    tmp_dir.rmdir()
+    stats.rewritten += 1
+    stats.replaced += len(group)
+    stats.rows += rows
+
+
+def _group_bytes(group: list[_Input]) -> float:
+    """What merging ``group`` holds in memory: a row group of each input (the sort keys are small)."""
+    return sum(item.cursor_bytes for item in group)
+
+
+class _Scheduler:
+    """Runs the merges of several days, up to ``parallel`` at a time in threads (a merge keeps
+    about one core busy: Parquet decoding, ``take`` and encoding release the GIL) while the row
+    groups they hold together stay within :data:`COMPACT_INPUT_BYTES`, what one merge may hold, so
+    that memory peaks no higher than merging one at a time. Plans and commits stay in this thread
+    (the manifest's connection is this thread's); a day's next pass is planned once its merges
+    are all committed. Failures are per day, as before: the day keeps its files (correct, slower)."""
+
+    def __init__(self, dataset: Dataset, days: list[str], stats: CompactStats,
+                 progress: Callable[[str, int, int], None] | None, parallel: int) -> None:
+        self.dataset, self.stats, self.progress, self.parallel = dataset, stats, progress, parallel
+        self.days = list(days)
+        self.total = len(days)
+        self.started = 0
+        self.queue: list[tuple[str, list[_Input]]] = []  # planned merges not yet running
+        self.passes: dict[str, int] = {}
+        self.open: dict[str, int] = {}  # day -> merges planned in its current pass not yet committed
+        self.failed: set[str] = set()
+        self.running: dict[Future[_Merged], tuple[str, list[_Input]]] = {}
+
+    def run(self, pool: ThreadPoolExecutor) -> None:
+        while True:
+            self._fill(pool)
+            if not self.running:
+                return
+            done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+            for future in done:
+                day, group = self.running.pop(future)
+                self._finish(day, group, future)
+
+    def _fill(self, pool: ThreadPoolExecutor) -> None:
+        while len(self.running) < self.parallel:
+            if not self.queue and not self._plan_next_day():
+                return
+            day, group = self.queue[0]
+            held = sum(_group_bytes(g) for _, g in self.running.values())
+            if self.running and held + _group_bytes(group) > COMPACT_INPUT_BYTES:
+                return  # wait: together they would hold more than one merge may
+            self.queue.pop(0)
+            self.running[pool.submit(_merge, self.dataset, day, group)] = (day, group)
+
+    def _plan_next_day(self) -> bool:
+        """Plan the next day that has merges to do (clearing those that have none); False when
+        every day is planned."""
+        while self.days:
+            day = self.days.pop(0)
+            if self.progress:
+                self.progress(day, self.started, self.total)
+            self.started += 1
+            self.stats.partitions += 1
+            if self._plan(day):
+                return True
+        return False
+
+    def _plan(self, day: str) -> bool:
+        """Plan the next pass of ``day``; False when it has nothing (more) to merge."""
         try:
-            os.replace(tmp, final)  # in place, not yet part of the dataset
-            fsync_path(partition)
-            crash_point("compact.moved")
-            dataset.manifest.commit_compaction(job, output, inputs)  # the commit point
-        except Exception:
-            dataset.roll_back(job, [final])
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-            raise
-        crash_point("compact.committed")
-        dataset.remove_retired(inputs)
-        tmp_dir.rmdir()
-        stats.rewritten += 1
-        stats.replaced += len(group)
-        stats.rows += rows
+            groups = plan_groups(_inputs(self.dataset, day)) if self.passes.get(day, 0) < MAX_PASSES else []
+        except FAILURES as exc:
+            self._fail(day, exc)
+            return False
+        if not groups:
+            self.dataset.manifest.clear_uncompacted(day)
+            return False
+        self.passes[day] = self.passes.get(day, 0) + 1
+        self.open[day] = len(groups)
+        self.queue.extend((day, group) for group in groups)
+        return True
+
+    def _finish(self, day: str, group: list[_Input], future: Future[_Merged]) -> None:
+        self.open[day] -= 1
+        try:
+            merged = future.result()
+            if day in self.failed:  # an earlier merge of the day failed: leave the day as it is
+                shutil.rmtree(merged.tmp.parent, ignore_errors=True)
+            else:
+                _commit_merge(self.dataset, day, group, merged, self.stats)
+        except FAILURES as exc:
+            self._fail(day, exc)
+        if not self.open[day] and day not in self.failed:
+            self._plan(day)  # its next pass, if it needs one
+
+    def _fail(self, day: str, exc: BaseException) -> None:
+        if day not in self.failed:
+            self.failed.add(day)
+            self.stats.failures.append((str(self.dataset.layout.partition(day)), f"{type(exc).__name__}: {exc}"))
+        self.queue = [(d, g) for d, g in self.queue if d != day]
 
 
 @contextmanager
@@ -297,24 +418,17 @@ def compact(
     dataset: Dataset,
     days: list[str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    *,
+    parallel: int = COMPACT_PARALLEL,
 ) -> CompactStats:
     """Compact the partitions an ingest touched (or ``days``); a failure is reported, not raised.
 
     The caller holds the writer lock. ``progress(day, done, total)`` is called before each partition.
+    Up to ``parallel`` merges run at once (:class:`_Scheduler`).
     """
     stats = CompactStats()
     days = dataset.manifest.uncompacted() if days is None else days
-    for done, day in enumerate(days):
-        if progress:
-            progress(day, done, len(days))
-        stats.partitions += 1
-        try:
-            with _returning_memory_pool():
-                compact_partition(dataset, day, stats)
-        except (OSError, ValueError, pa.ArrowException, RuntimeError, sqlite3.Error) as exc:
-            # The partition keeps its files (still correct, only slower); the next run retries it.
-            stats.failures.append((str(dataset.layout.partition(day)), f"{type(exc).__name__}: {exc}"))
-            continue
-        dataset.manifest.clear_uncompacted(day)
+    with _returning_memory_pool(), ThreadPoolExecutor(max(1, parallel), thread_name_prefix="compact") as pool:
+        _Scheduler(dataset, days, stats, progress, max(1, parallel)).run(pool)
     stats.finished = time.monotonic()
     return stats

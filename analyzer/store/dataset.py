@@ -38,7 +38,7 @@ from analyzer.store.snapshot import DATA, EVIDENCE, STAGED_SUFFIX, DataFile
 #: Rows inside a partition are clustered by these columns (measured: row groups get skipped
 #: by the detections' eventSource/eventName filters), then by time.
 SORT_KEYS = [("eventSource", "ascending"), ("eventName", "ascending"), ("eventTime", "ascending")]
-ROW_GROUP_ROWS = 4_096  # an ingest's own files; compaction rewrites them in large row groups
+ROW_GROUP_ROWS = 32_768  # what compaction writes: a file once written in full row groups stays
 COMPRESSION = "zstd"
 #: Dictionary-encode the repetitive columns only: trying it on unique IDs and JSON blobs wastes
 #: the writer's time before it falls back to plain encoding.
