@@ -80,16 +80,35 @@ class IngestStats:
 
 
 def _batches(
-    objects: Iterable[SourceObject], dataset: Dataset, stats: IngestStats, batch_bytes: int
+    objects: Iterable[SourceObject], dataset: Dataset, stats: IngestStats, batch_bytes: int, workers: int = 1,
 ) -> Iterator[list[SourceObject]]:
     """New objects (not yet in the manifest at their version), packed into batches, a day's
-    objects together (:func:`_by_day`)."""
-    iterator = _by_day(objects)
+    objects together (:func:`_day_windows`).
+
+    The last ``2 * workers`` batches' worth of the listing goes in half-size batches, so that the
+    run does not end with one worker busy on a full batch while the others wait."""
     batch: list[SourceObject] = []
     size = 0
-    while chunk := list(islice(iterator, 512)):
+    for window, last in _day_windows(objects):
+        planned = list(_planned(window, dataset, stats))
+        remaining = sum(obj.size for obj in planned)
+        for obj in planned:
+            batch.append(obj)
+            size += obj.size
+            remaining -= obj.size
+            tail = last and remaining + size <= 2 * workers * batch_bytes
+            if size >= (batch_bytes // 2 if tail else batch_bytes) or len(batch) >= BATCH_OBJECTS:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _planned(window: list[SourceObject], dataset: Dataset, stats: IngestStats) -> Iterator[SourceObject]:
+    """The objects of ``window`` to read: not skipped by name, not in the manifest at their version."""
+    for start in range(0, len(window), 512):
         wanted: list[SourceObject] = []
-        for obj in chunk:
+        for obj in window[start : start + 512]:
             reason = skip_reason(obj.uri)
             if reason:
                 stats.skipped += 1
@@ -105,24 +124,24 @@ def _batches(
             stats.retried += obj.uri in failing
             stats.planned_objects += 1
             stats.planned_bytes += obj.size
-            batch.append(obj)
-            size += obj.size
-            if size >= batch_bytes or len(batch) >= BATCH_OBJECTS:
-                yield batch
-                batch, size = [], 0
-    if batch:
-        yield batch
+            yield obj
 
 
-def _by_day(objects: Iterable[SourceObject], window: int = DAY_WINDOW) -> Iterator[SourceObject]:
-    """``objects``, each run of ``window`` reordered by the day in its key (stable: key order within
-    a day), so that a batch holds one day's objects rather than a few of every day's (listings go
-    account by account and region by region). Each batch then writes few, large, day files, in row
-    groups already at their final size, that compaction leaves as they are (:mod:`analyzer.store.compact`)."""
+def _day_windows(
+    objects: Iterable[SourceObject], window: int = DAY_WINDOW
+) -> Iterator[tuple[list[SourceObject], bool]]:
+    """``objects`` in runs of ``window``, each reordered by the day in its key (stable: key order
+    within a day), and whether it is the last run. A batch then holds one day's objects rather than
+    a few of every day's (listings go account by account and region by region), and writes one
+    file per day, not one per day it touches (measured: writing 40k rows of one day 3.4 us/row, of
+    seven days 4.3)."""
     iterator = iter(objects)
-    while window_objects := list(islice(iterator, window)):
-        window_objects.sort(key=_day_of)
-        yield from window_objects
+    current = list(islice(iterator, window))
+    while current:
+        following = list(islice(iterator, 1))  # only to know whether this run is the last
+        current.sort(key=_day_of)
+        yield current, not following
+        current = following + list(islice(iterator, window - 1))
 
 
 _KEY_DAY = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/[^/]*$")
@@ -182,7 +201,7 @@ def ingest_objects(
     workers = workers or default_workers()
     dataset = Dataset(data)
     dataset.lock()
-    batches = _batches(objects, dataset, stats, batch_bytes)
+    batches = _batches(objects, dataset, stats, batch_bytes, workers)
     first = next(batches, None)
     second = next(batches, None)
     # Worker processes cost about a second to start: not worth it for a single batch.
