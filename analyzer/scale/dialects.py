@@ -233,7 +233,7 @@ def _order_keys(ctx: _Context, order: exp.Order) -> tuple[list[exp.Expression], 
     keys = list(order.expressions)
     directions = {bool(k.args.get("desc")) for k in keys}
     if len(directions) > 1:
-        raise ctx.fail(order, "ascending and descending keys in one ordered aggregate")
+        raise ctx.fail(order.parent or order, "ascending and descending keys in one ordered aggregate")
     descending = directions == {True}
     fields: list[exp.Expression] = []
     for i, key in enumerate(keys):
@@ -279,13 +279,19 @@ def _json_value(ctx: _Context, value: exp.Expression) -> exp.Expression:
         return exp.cast(value, "varchar")
     if _is_timestamp(value):  # DuckDB: "2024-05-01 12:00:00.12+00" (fraction only when there is one)
         if ctx.target == "spark":
-            text = _fn("DATE_FORMAT", value, _str("yyyy-MM-dd HH:mm:ss.SSSSSS"))
+            text: exp.Expression = _fn("DATE_FORMAT", value, _str("yyyy-MM-dd HH:mm:ss.SSSSSS"))
         else:
-            text = _fn("FORMAT_DATETIME", value, _str("yyyy-MM-dd HH:mm:ss.SSSSSS"))
+            text = exp.TimeToStr(this=value, format=_str("%Y-%m-%d %H:%M:%S.%f"))
         trimmed = exp.RegexpReplace(this=text, expression=_str(r"\.?0+$"), replacement=_str(""))
-        stamp = exp.DPipe(this=trimmed, expression=_str("+00"))
-        return stamp if ctx.target == "spark" else exp.cast(stamp, "json")
-    return value if ctx.target == "spark" else exp.cast(value, "json")
+        value = exp.DPipe(this=trimmed, expression=_str("+00"))
+    if ctx.target == "spark":
+        return value
+    # Trino: the value as a JSON value. CAST(text AS JSON) would be a JSON string on Trino but parsed as
+    # JSON text by DuckDB (the round trip's reader); one-element array to JSON, element 0, is the same in both.
+    as_array = exp.cast(exp.Array(expressions=[value]), "json")
+    return exp.JSONExtract(
+        this=as_array, expression=exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathSubscript(this=0)])
+    )
 
 
 def _json_object(ctx: _Context, node: exp.Anonymous) -> exp.Expression:
@@ -408,7 +414,11 @@ def _rewrite(ctx: _Context, node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.ArrayDistinct):  # DuckDB's list_distinct drops NULLs
         return exp.ArrayDistinct(this=_not_null(node.this))
     if isinstance(node, exp.ArrayOverlaps):
-        return _fn("ARRAYS_OVERLAP", node.this, node.expression)
+        if spark:
+            return _fn("ARRAYS_OVERLAP", node.this, node.expression)
+        # Trino has arrays_overlap, which sqlglot's Trino reader does not know: the same, in what it knows
+        common = exp.ArrayIntersect(expressions=[node.this, node.expression])
+        return exp.GT(this=_fn("CARDINALITY", common), expression=exp.Literal.number(0))
     if isinstance(node, exp.Length) and _maybe_array(node.this):
         return _fn("SIZE" if spark else "CARDINALITY", node.this)
     if isinstance(node, exp.ArrayAppend):
