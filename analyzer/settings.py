@@ -210,6 +210,38 @@ class DetectTable(Table):
     sigma: Annotated[list[str], key(
         "Sigma rule folders or files (needs analyzer[sigma]); relative to this file. --sigma wins.",
         "[]")] | None = None
+    engine: Annotated[str, key(
+        'Where the detections run: "duckdb" (this machine) or "spark" (needs analyzer[spark]; see [spark]). '
+        "--engine wins.", '"duckdb"')] | None = None
+
+
+class SparkTable(Table):
+    """`detect --engine spark`: the SparkSession the analyzer starts when none is running. Keys left out are
+    Spark's own: spark-defaults.conf in $SPARK_CONF_DIR, $PYSPARK_SUBMIT_ARGS (spark-submit's flags)."""
+
+    master: Annotated[str, key(
+        "Where Spark runs: local[*], local[4], yarn, spark://HOST:7077, k8s://...",
+        "Spark's: spark.master in spark-defaults.conf, else local[*]")] | None = None
+    app_name: Annotated[str, key("The application's name (Spark UI, YARN).", '"analyzer"')] | None = None
+    conf: Annotated[list[str], key(
+        'Spark settings as spark-submit --conf takes them: ["spark.driver.memory=4g", '
+        '"spark.sql.shuffle.partitions=64"]. S3 credentials never go here: Spark reads the standard chain.',
+        "[]")] | None = None
+
+
+class PublishTable(Table):
+    """`analyzer publish`: where the dataset goes and how to reach it (the AWS CLI's conventions). Flags win."""
+
+    url: Annotated[str, key("s3://BUCKET/PREFIX to publish to, when no URL is given.")] | None = None
+    profile: Annotated[str, key("The AWS profile (credentials never go in this file).",
+                                "AWS_PROFILE, else the standard chain")] | None = None
+    endpoint_url: Annotated[str, key(
+        "An S3-compatible endpoint (no user:password@ in it).",
+        "AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL")] | None = None
+    workers: Annotated[int, key("Concurrent uploads.", "8", ge=1, le=128)] | None = None
+    part_size: Annotated[Size, key(
+        "Files above this size go up in parts of this size (S3 multipart; at least 5MiB).",
+        '"64MiB"')] | None = None
 
 
 class AllowlistTable(Table):
@@ -328,6 +360,8 @@ class Settings(Table):
     notify: NotifyTable = msgspec.field(default_factory=NotifyTable)
     verify: VerifyTable = msgspec.field(default_factory=VerifyTable)
     posture: PostureTable = msgspec.field(default_factory=PostureTable)
+    spark: SparkTable = msgspec.field(default_factory=SparkTable)
+    publish: PublishTable = msgspec.field(default_factory=PublishTable)
 
 
 def seconds(value: timedelta | None) -> float | None:

@@ -5,12 +5,14 @@ Each module registers its commands on the one app; add a module here to add comm
 
 import analyzer.cli.pull  # noqa: F401  (registers pull)
 from analyzer.cli import (
+    athena,  # noqa: F401  (registers athena ddl, athena queries)
     detect,  # noqa: F401
     detections,  # noqa: F401  (registers detections test, detections new)
     failures,  # noqa: F401
     ingest,  # noqa: F401  (registers ingest, schema, quarantine)
     nightly,  # noqa: F401
     posture,  # noqa: F401  (registers posture)
+    publish,  # noqa: F401  (registers publish)
     sql,  # noqa: F401
     verify,  # noqa: F401  (registers verify)
 )

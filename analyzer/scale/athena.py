@@ -186,8 +186,9 @@ def queries(detections: Iterable[Detection]) -> list[AthenaQuery]:
 def query_file(detection: Detection, query: AthenaQuery) -> str:
     """A detection's ``.sql`` file for Athena: what it is, its parameters in order with their defaults
     (the ``ExecutionParameters`` to pass), and the query."""
+    title = " ".join(detection.title.split())  # a user's title: one line, so it stays a comment
     lines = [
-        f"-- {detection.id}: {detection.title} (severity {detection.severity})",
+        f"-- {detection.id}: {title} (severity {detection.severity})",
         "-- Transpiled from the analyzer's DuckDB SQL; run it in the database of `analyzer athena ddl`.",
     ]
     if query.params:

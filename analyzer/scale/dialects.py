@@ -233,7 +233,8 @@ def _order_keys(ctx: _Context, order: exp.Order) -> tuple[list[exp.Expression], 
     keys = list(order.expressions)
     directions = {bool(k.args.get("desc")) for k in keys}
     if len(directions) > 1:
-        raise ctx.fail(order.parent or order, "ascending and descending keys in one ordered aggregate")
+        construct: exp.Expression = order.parent if isinstance(order.parent, exp.Expression) else order
+        raise ctx.fail(construct, "ascending and descending keys in one ordered aggregate")
     descending = directions == {True}
     fields: list[exp.Expression] = []
     for i, key in enumerate(keys):
