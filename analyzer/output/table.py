@@ -74,13 +74,19 @@ def render_table(
         return total
     shown = _fitting_columns(names, rows, console.width) if console.is_terminal else len(names)  # a pipe: every one
     fields = list(result.reader.schema)[:shown]
-    numeric = [pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_decimal(f.type)
-               for f in fields]
+    numeric = [
+        pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_decimal(f.type) for f in fields
+    ]
     if console.is_terminal:
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
         for field, right in zip(fields, numeric, strict=True):
-            table.add_column(Text(visible(field.name)), no_wrap=True, overflow="ellipsis", max_width=MAX_COLUMN_WIDTH,
-                             justify="right" if right else "left")
+            table.add_column(
+                Text(visible(field.name)),
+                no_wrap=True,
+                overflow="ellipsis",
+                max_width=MAX_COLUMN_WIDTH,
+                justify="right" if right else "left",
+            )
         for row in rows:
             table.add_row(*(Text(cell) for cell in row[:shown]))
         console.print(table)
@@ -109,8 +115,10 @@ def _fit(cell: str, width: int, right: bool) -> str:
 def plain_table(names: list[str], numeric: list[bool], rows: list[list[str]], out: IO[str]) -> None:
     """The terminal's layout (header, rule, one line per row, columns three spaces apart, long cells cut
     with "…") as plain text: 200k rows in seconds, where a Rich table takes a minute."""
-    widths = [min(max([cell_len(name), *(cell_len(row[i]) for row in rows)]), MAX_COLUMN_WIDTH)
-              for i, name in enumerate(names)]
+    widths = [
+        min(max([cell_len(name), *(cell_len(row[i]) for row in rows)]), MAX_COLUMN_WIDTH)
+        for i, name in enumerate(names)
+    ]
     out.write("   ".join(_fit(n, w, r) for n, w, r in zip(names, widths, numeric, strict=True)).rstrip() + "\n")
     out.write("─" * (sum(widths) + 3 * (len(widths) - 1)) + "\n")
     for row in rows:
