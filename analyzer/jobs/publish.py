@@ -343,8 +343,9 @@ def _publish(
         "insert or replace into published_files(target, path, size, state, at) values (?,?,?,?,?)",
         [(str(target), p, sizes[p], "uploading", now) for p in missing],
     )
-    db.executemany(
-        "insert or ignore into published_files(target, path, size, state, at) values (?,?,?,?,?)",
+    db.executemany(  # already whole in S3 (a killed run's last upload among them): done
+        "insert into published_files(target, path, size, state, at) values (?,?,?,?,?) on conflict(target, path)"
+        " do update set state = 'done', size = excluded.size, at = excluded.at where state <> 'done'",
         [(str(target), p, sizes[p], "done", now) for p in sizes if p not in missing],
     )
 
