@@ -82,6 +82,7 @@ def args_for(command: str, tmp_path: Path) -> list[str]:
         "detections show": ["mfa-failure"],
         "detections test": [str(tmp_path / "no-detections")],
         "detections new": ["my-detection", "--dir", str(tmp_path / "mine")],
+        "athena ddl": ["--location", "s3://bucket/prefix"],
     }.get(command, [])
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from analyzer.alerts.sanitize import visible
-from analyzer.cli.app import ConfigOption, Group, VerboseOption, app, command, load_config, stderr, stdout
+from analyzer.cli.app import ConfigOption, Group, VerboseOption, app, command, guarded, load_config, stderr, stdout
 from analyzer.cli.extra import QueriesOption, SigmaOption, run_catalogue
 from analyzer.files import write_text_atomic
 
@@ -25,6 +25,15 @@ athena_app = typer.Typer(
     "Example: analyzer athena ddl --location s3://my-lake/cloudtrail > athena.sql",
 )
 app.add_typer(athena_app)
+
+
+@athena_app.callback(invoke_without_command=True)
+@guarded
+def athena_group(ctx: typer.Context, config: ConfigOption = None, verbose: VerboseOption = False) -> None:
+    """The configuration is checked first, as for every command; without a subcommand, the help."""
+    load_config(config, verbose)
+    if ctx.invoked_subcommand is None:
+        stdout.print(ctx.get_help(), markup=False)
 
 
 @command("ddl", typer_app=athena_app)
