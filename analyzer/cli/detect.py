@@ -79,6 +79,23 @@ def _cli_overrides(catalogue: Catalogue, only: list[str] | None, param: list[str
     return overrides
 
 
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+def _engine(option: Engine | None, config: Config) -> dict[str, Any]:
+    """``run_detect``'s engine arguments: --engine, else [detect] engine; Spark's session from [spark]."""
+    name = option.value if option else (config.settings.detect.engine or "duckdb")
+    if name not in ("duckdb", "spark"):
+        raise UsageError(f"[detect] engine = {name!r}: duckdb or spark", option="--engine")
+    if name == "duckdb":
+        return {}
+    from analyzer.scale.spark import options_from
+
+    return {"engine": "spark", "spark": options_from(config.settings.spark)}
+
+
 def _fail_on(option: str | None, config: Config) -> str:
     return str(option or config.settings.detect.fail_on or "high")  # the config's value is checked at load
 
@@ -138,6 +155,10 @@ def detect_command(
         typer.Option("--timeout", min=0, help="Stop (exit 1) when the detections run longer than this many seconds "
                      "(default: [detect] timeout, else no limit)."),
     ] = None,
+    engine: Annotated[Engine | None, typer.Option(
+        metavar="ENGINE", help="duckdb (this machine, the default) or spark (needs analyzer[spark]; the session "
+        "comes from [spark] in the config, spark-defaults.conf and PYSPARK_SUBMIT_ARGS). With spark, --data may "
+        "be a published prefix Spark can read (s3a://BUCKET/PREFIX). Default: [detect] engine.")] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Run the detection catalogue over the dataset and report the alerts.
@@ -174,6 +195,7 @@ def detect_command(
         params=merge_overrides(settings.settings.detect.params, overrides), allowlist=allowlist,
         catalogue=catalogue, timeout=timeout if timeout is not None else seconds(settings.settings.detect.timeout),
         signins=needs_signins(outputs) and not alerts_only, coverage_scope="alerted" if only else "all",
+        **_engine(engine, settings),
     )
     interactive = stdout.is_terminal
     write_outputs(result.report, outputs, width=stdout.width if interactive else 140, alerts_only=alerts_only,
@@ -210,6 +232,13 @@ def _print_summary(result: DetectReport, severity: str, outputs: list[Output], t
 
 
 # --- analyzer detections [show ID] ---------------------------------------------------------------
+
+
+class Dialect(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+    trino = "trino"
+    athena = "athena"
 
 
 class ListFormat(StrEnum):
@@ -280,12 +309,15 @@ def detections_show_command(
     detection_id: Annotated[str, typer.Argument(metavar="ID", help="A detection id (see `analyzer detections`).")],
     queries: QueriesOption = None,
     sigma: SigmaOption = None,
+    dialect: Annotated[Dialect, typer.Option(
+        metavar="DIALECT", help="The SQL's dialect: duckdb (as written), spark, trino or athena (transpiled; "
+        "parameters as :name for Spark, ? in order for Trino/Athena).")] = Dialect.duckdb,
     config: ConfigOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Print one detection: its metadata, parameters with defaults, and its SQL.
+    """Print one detection: its metadata, parameters with defaults, and its SQL (in --dialect).
 
-    Example: analyzer detections show console-login-without-mfa
+    Example: analyzer detections show console-login-without-mfa --dialect athena
     """
     from analyzer.cli.docs import detection_text
 
@@ -296,4 +328,8 @@ def detections_show_command(
                                  param_hint="'ID'")
     detection = catalogue[detection_id]
     text = detection_text(detection)  # a user's file or a Sigma rule may hold terminal escapes: shown, not obeyed
+    if dialect is not Dialect.duckdb:
+        from analyzer.scale.dialects import shown
+
+        text = shown(detection, text, dialect.value)
     sys.stdout.write(text if detection.origin == "bundled" else visible(text, keep_newlines=True))

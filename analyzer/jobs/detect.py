@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from analyzer.errors import AnalyzerError, ExitCode
+from analyzer.errors import AnalyzerError, ExitCode, UsageError
 from analyzer.window import TimeLike, Window, parse_window
 
 if TYPE_CHECKING:
@@ -125,13 +125,16 @@ def run_detect(
     signins: bool = True,
     coverage_scope: Literal["all", "alerted"] = "all",
     now: datetime | None = None,
+    engine: str = "duckdb",
+    spark: Any = None,
 ) -> DetectReport:
     """Run the detections over ``[since, until)`` of the dataset at ``data`` and build the report.
 
     ``since``/``until``: datetimes or time specs (``"7d"``, ``"2026-11-20"``); None is the start or end
     of the data. ``signins``: read the console and Identity Center sign-ins too (MFA coverage and the
     chart of the table, json, markdown and html reports). Reads the committed snapshot, once more on
-    the new one should a writer retire its files meanwhile.
+    the new one should a writer retire its files meanwhile. ``engine="spark"``: the same on Spark
+    (:func:`analyzer.scale.spark.detect`; ``spark``: its :class:`~analyzer.scale.spark.SparkOptions`).
     """
     from analyzer.alerts import build_report, console_signins
     from analyzer.detect import run_detections
@@ -154,7 +157,17 @@ def run_detect(
         signed = console_signins(con, since=window.since, until=window.until) if signins else None
         return run, signed, data_extent(con, window)
 
-    run, signed, extent = read_snapshot(data, read)
+    if engine == "spark":
+        from analyzer.scale.spark import detect as spark_detect
+
+        run, signed, (events, first, last) = spark_detect(
+            data, window, only=selected, params=params, allowlist=allowlist, catalogue=catalogue, timeout=timeout,
+            signins=signins, options=spark)
+        extent = DataExtent(events, first, last)
+    elif engine == "duckdb":
+        run, signed, extent = read_snapshot(data, read)
+    else:
+        raise UsageError(f"unknown engine {engine!r} (duckdb or spark)", option="--engine")
     report = build_report(
         run.alerts,
         suppressed=run.suppressed,

@@ -794,3 +794,19 @@ def events_query(dialect: str, *, duplicates: str | None = None, pretty: bool = 
     tree = qualify(sqlglot.parse_one(sql, read="duckdb"), schema=schema, dialect="duckdb", identify=False)
     rewritten = rewrite(_typed(tree, schema), dialect, name="view events", values={})
     return _generate(rewritten, dialect, "view events", pretty)
+
+
+def shown(detection: Detection, text: str, dialect: str) -> str:
+    """``analyzer detections show`` text (:func:`analyzer.cli.docs.detection_text`) with the SQL in ``dialect``."""
+    head, marker, _ = text.partition(f"SQL ({detection.sql_path.name}):")
+    transpiled = transpile_detection(detection, dialect)
+    if dialect == "spark":
+        how = "named parameters :" + ", :".join(transpiled.params) if transpiled.params else "no parameters"
+    else:
+        how = (
+            ("execution parameters, in order: " + ", ".join(transpiled.params))
+            if transpiled.params
+            else ("no execution parameters")
+        )
+    title = f"SQL ({dialect}, transpiled from {detection.sql_path.name}; {how}):"
+    return (head if marker else text + "\n") + f"{title}\n\n{transpiled.sql.rstrip()}\n"

@@ -459,3 +459,50 @@ def console_signins(spark: SparkSession, window: Window) -> pl.DataFrame:
     frame = pl.from_arrow(to_arrow(spark.sql(sql)))
     assert isinstance(frame, pl.DataFrame)
     return frame.with_columns(pl.col("event_time").cast(pl.Datetime("us", "UTC"))).cast(pl.Schema(SIGNIN_SCHEMA))
+
+
+def options_from(table: Any) -> SparkOptions:
+    """The config file's ``[spark]`` table as :class:`SparkOptions` (``conf``: spark-submit's ``KEY=VALUE``)."""
+    conf: dict[str, str] = {}
+    for entry in getattr(table, "conf", None) or []:
+        name, sep, value = str(entry).partition("=")
+        if not sep or not name.strip():
+            raise AnalyzerError(f"[spark] conf: {entry!r} is not KEY=VALUE (e.g. spark.driver.memory=4g)")
+        conf[name.strip()] = value.strip()
+    return SparkOptions(
+        master=getattr(table, "master", None), app_name=getattr(table, "app_name", None) or "analyzer", conf=conf
+    )
+
+
+def detect(
+    data: str | Path,
+    window: Window,
+    *,
+    only: Iterable[str] | None = None,
+    params: Overrides | None = None,
+    allowlist: Allowlist | Mapping[str, Any] | None = None,
+    catalogue: Catalogue | None = None,
+    timeout: float | None = None,
+    signins: bool = True,
+    options: SparkOptions | None = None,
+) -> tuple[DetectionRun, pl.DataFrame | None, tuple[int, datetime | None, datetime | None]]:
+    """What ``detect --engine spark`` runs: the catalogue, the sign-ins for MFA coverage, and what the window
+    holds, all on Spark over the dataset at ``data`` (a local dataset or a published prefix URL)."""
+    from analyzer.detect.catalogue import load_catalogue
+
+    catalogue = catalogue if catalogue is not None else load_catalogue()
+    dialects.check_catalogue(catalogue.select(only), ["spark"])  # before Spark starts: a construct is named now
+    spark = session(options)
+    open_dataset(spark, data)
+    run = run_detections(
+        spark,
+        since=window.since,
+        until=window.until,
+        only=only,
+        params=params,
+        allowlist=allowlist,
+        catalogue=catalogue,
+        timeout=timeout,
+    )
+    signed = console_signins(spark, window) if signins else None
+    return run, signed, data_extent(spark, window)
