@@ -281,6 +281,8 @@ def install_views(spark: SparkSession) -> None:
 
 def window_predicate(window: Window, lookback: timedelta = timedelta(0)) -> str | None:
     """The window's conditions in Spark SQL (the DuckDB ones, transpiled), or None for no window."""
+    from sqlglot import exp
+
     from analyzer.detect.engine import window_predicate as duckdb_predicate
 
     if not window.bounded:
@@ -289,6 +291,8 @@ def window_predicate(window: Window, lookback: timedelta = timedelta(0)) -> str 
     tree = dialects.rewrite(dialects.parse(sql, "window"), "spark", name="window", values={})
     where = tree.args.get("where")
     assert where is not None
+    for column in where.find_all(exp.Column):
+        column.set("table", None)  # the shadow view reads the base view by another name
     return str(where.this.sql("spark"))
 
 
@@ -506,3 +510,18 @@ def detect(
     )
     signed = console_signins(spark, window) if signins else None
     return run, signed, data_extent(spark, window)
+
+
+def run_case(spark: SparkSession, catalogue: Catalogue, detection: Detection, case: Any) -> DetectionRun:
+    """One of a detection's own cases on Spark: its records through the ingest path (as
+    :func:`analyzer.detect.cases.run_case` has them), the same views, the detection with the case's parameters."""
+    from analyzer.detect.cases import _table  # the records decoded and built exactly as a log file's
+
+    superseded = None
+    if case.superseded:
+        old = _table(case.superseded, "case.json")
+        superseded = old.append_column("superseded_by", pa.array(["case"] * old.num_rows, pa.string())).append_column(
+            "superseded_at", pa.array([datetime(2000, 1, 1, tzinfo=UTC)] * old.num_rows, pa.timestamp("us", tz="UTC"))
+        )
+    open_table(spark, _table(case.records, "case.json"), superseded)
+    return run_detections(spark, only=[detection.id], params={detection.id: case.params}, catalogue=catalogue)
