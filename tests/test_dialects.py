@@ -178,3 +178,23 @@ def test_the_window_deduplication_reads_back_as_the_index(dataset: Path) -> None
     finally:
         con.close()
     assert indexed == windowed and total is not None and indexed is not None and total[0] >= indexed[0]
+
+
+def test_detections_show_prints_the_sql_in_a_dialect() -> None:
+    from typer.testing import CliRunner
+
+    from analyzer.cli import app
+
+    runner = CliRunner()
+    for dialect, reader, params in (("athena", "trino", "execution parameters, in order: window_minutes"),
+                                    ("spark", "spark", "named parameters :window_minutes"),
+                                    ("trino", "trino", "execution parameters")):
+        result = runner.invoke(app, ["detections", "show", "console-brute-force", "--dialect", dialect])
+        assert result.exit_code == 0, result.output
+        head, _, sql = result.output.partition(f"SQL ({dialect}, transpiled from console-brute-force.sql; ")
+        assert "console-brute-force: " in head and "Parameters:" in head and sql.startswith(params)
+        sqlglot.parse_one(sql.split("\n", 2)[2], read=reader)
+    plain = runner.invoke(app, ["detections", "show", "console-brute-force"]).output
+    assert "SQL (console-brute-force.sql):" in plain and "json_object(" in plain  # duckdb: as written
+    bad = runner.invoke(app, ["detections", "show", "console-brute-force", "--dialect", "oracle"])
+    assert bad.exit_code == 2
