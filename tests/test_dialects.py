@@ -198,3 +198,18 @@ def test_detections_show_prints_the_sql_in_a_dialect() -> None:
     assert "SQL (console-brute-force.sql):" in plain and "json_object(" in plain  # duckdb: as written
     bad = runner.invoke(app, ["detections", "show", "console-brute-force", "--dialect", "oracle"])
     assert bad.exit_code == 2
+
+
+def test_list_indexes_keep_duckdb_meaning() -> None:
+    """``l[-1]`` is the last element and ``l[1]`` the first in DuckDB (sqlglot's reader shifts literal
+    indexes by one: signin-anomaly's ``event_ids[-1]`` once became the second to last on Spark)."""
+    import duckdb
+
+    sql = "select l[-1] as last, l[1] as first, l[2] as second, l[9] as beyond from (select ['a', 'b', 'c'] as l)"
+    direct = duckdb.sql(sql).fetchall()
+    assert direct == [("c", "a", "b", None)]
+    trino = dialects.transpile(sql, "trino", values={}).sql
+    assert "ELEMENT_AT(_0.l, -1)" in " ".join(trino.split())
+    assert duckdb.sql(sqlglot.transpile(trino, read="trino", write="duckdb")[0]).fetchall() == direct
+    spark = " ".join(dialects.transpile(sql, "spark", values={}).sql.split())
+    assert "TRY_ELEMENT_AT(_0.l, -1)" in spark and "TRY_ELEMENT_AT(_0.l, 1)" in spark

@@ -162,3 +162,9 @@ def test_detect_engine_spark_writes_duckdb_report(spark, fixtures_dataset: Path,
         assert result.exit_code == 3, result.output  # findings at or above high
         reports[name] = sorted(out.read_text().splitlines())
     assert reports["spark"] == reports["duckdb"] and len(reports["duckdb"]) > 20
+
+
+def test_list_indexes_mean_what_they_mean_in_duckdb(spark) -> None:
+    sql = "select l[-1] as last, l[1] as first, l[2] as second, l[9] as beyond from (select ['a', 'b', 'c'] as l)"
+    row = spark.sql(dialects.transpile(sql, "spark", values={}).sql).collect()[0]
+    assert tuple(row) == ("c", "a", "b", None)

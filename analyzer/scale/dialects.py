@@ -401,7 +401,7 @@ def _rewrite(ctx: _Context, node: exp.Expression) -> exp.Expression:
         and _maybe_array(node.this)
         and not node.args.get("offset")
     ):  # DuckDB's l[i]: 1-based, l[-1] the last, NULL out of range
-        return _fn("TRY_ELEMENT_AT" if spark else "ELEMENT_AT", node.this, node.expressions[0])
+        return _fn("TRY_ELEMENT_AT" if spark else "ELEMENT_AT", node.this, _duckdb_index(node.expressions[0]))
     if isinstance(node, exp.TimeToStr) and spark and isinstance(node.args.get("format"), exp.Literal):
         return _fn("DATE_FORMAT", node.this, _str(java_pattern(ctx, node.args["format"].name)))
     if isinstance(node, exp.RegexpFullMatch):  # the whole string: an anchored search
@@ -477,6 +477,17 @@ def java_pattern(ctx: _Context, strftime: str) -> str:
         i += 1
     flush()
     return "".join(out)
+
+
+def _duckdb_index(index: exp.Expression) -> exp.Expression:
+    """The index as written in DuckDB (1-based, -1 the last): sqlglot's reader shifted a literal one down
+    (``l[-1]`` is read as ``l[-2]``, ``l[1]`` as ``l[0]``) and left any other expression as it was."""
+    negative = isinstance(index, exp.Neg) and isinstance(index.this, exp.Literal)
+    literal = index.this if negative else index
+    if isinstance(literal, exp.Literal) and not literal.is_string:
+        value = (-int(literal.name) if negative else int(literal.name)) + 1
+        return exp.Literal.number(value) if value >= 0 else exp.Neg(this=exp.Literal.number(-value))
+    return index
 
 
 def _unqualify_qualify(select: exp.Select) -> None:
