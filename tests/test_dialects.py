@@ -213,3 +213,12 @@ def test_list_indexes_keep_duckdb_meaning() -> None:
     assert duckdb.sql(sqlglot.transpile(trino, read="trino", write="duckdb")[0]).fetchall() == direct
     spark = " ".join(dialects.transpile(sql, "spark", values={}).sql.split())
     assert "TRY_ELEMENT_AT(_0.l, -1)" in spark and "TRY_ELEMENT_AT(_0.l, 1)" in spark
+
+
+def test_a_list_slice_is_named_not_mistranslated() -> None:
+    """DuckDB's ``l[a:b]`` is inclusive and 1-based; an element index on the other engines would
+    silently take one element, so the construct is refused by name."""
+    sql = "select l[1:2] as head from (select ['a', 'b', 'c'] as l)"
+    for dialect in ("spark", "trino"):
+        with pytest.raises(dialects.TranspileError, match="list slice"):
+            dialects.transpile(sql, dialect, values={})

@@ -401,6 +401,8 @@ def _rewrite(ctx: _Context, node: exp.Expression) -> exp.Expression:
         and _maybe_array(node.this)
         and not node.args.get("offset")
     ):  # DuckDB's l[i]: 1-based, l[-1] the last, NULL out of range
+        if isinstance(node.expressions[0], exp.Slice):
+            raise ctx.fail(node, "a list slice (l[a:b])")
         return _fn("TRY_ELEMENT_AT" if spark else "ELEMENT_AT", node.this, _duckdb_index(node.expressions[0]))
     if isinstance(node, exp.TimeToStr) and spark and isinstance(node.args.get("format"), exp.Literal):
         return _fn("DATE_FORMAT", node.this, _str(java_pattern(ctx, node.args["format"].name)))
