@@ -186,9 +186,11 @@ def test_detections_show_prints_the_sql_in_a_dialect() -> None:
     from analyzer.cli import app
 
     runner = CliRunner()
-    for dialect, reader, params in (("athena", "trino", "execution parameters, in order: window_minutes"),
-                                    ("spark", "spark", "named parameters :window_minutes"),
-                                    ("trino", "trino", "execution parameters")):
+    for dialect, reader, params in (
+        ("athena", "trino", "execution parameters, in order: window_minutes"),
+        ("spark", "spark", "named parameters :window_minutes"),
+        ("trino", "trino", "execution parameters"),
+    ):
         result = runner.invoke(app, ["detections", "show", "console-brute-force", "--dialect", dialect])
         assert result.exit_code == 0, result.output
         head, _, sql = result.output.partition(f"SQL ({dialect}, transpiled from console-brute-force.sql; ")
