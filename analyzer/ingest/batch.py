@@ -125,9 +125,10 @@ def _process_batch(
                 if first.skipped:
                     warnings.extend((uri, w) for w in first.warnings)
                     outcomes.append(ObjectOutcome(uri, size, version, "skipped", reason=first.skipped,
-                                                  content_hash=digest))
+                                                  content_hash=digest, content_sha256=first.content_sha256))
                     continue
-                good[uri] = ObjectOutcome(uri, size, version, "ingested", content_hash=digest)
+                good[uri] = ObjectOutcome(uri, size, version, "ingested", content_hash=digest,
+                                          content_sha256=first.content_sha256)
                 for part in chain([first], parts):
                     warnings.extend((uri, w) for w in part.warnings)
                     quarantine.extend({"source_object": uri, "record_index": q.record_index, "reason": q.reason,

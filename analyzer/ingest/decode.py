@@ -18,6 +18,7 @@ path, which keeps the original (:data:`~analyzer.ingest.records.ORIGINAL_KEY`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -81,6 +82,7 @@ class Decoded:
     skipped: str | None = None  # reason, when the object is not a CloudTrail log
     warnings: list[str] = field(default_factory=list)
     uncompressed_bytes: int = 0
+    content_sha256: str | None = None  # of the uncompressed content, every member (the first part only)
 
     def add(self, index: int, record: Any, extra: dict[str, Any] | None = None) -> None:
         if extra:
@@ -113,11 +115,17 @@ class Decoded:
         return max([*self.indexes, *(q.record_index for q in self.quarantined)], default=-1) + 1
 
 
-def decompress(data: bytes, max_bytes: int = MAX_OBJECT_BYTES) -> list[bytes]:
-    """The uncompressed members of ``data`` (plain data: itself), at most ``max_bytes`` in all."""
+def decompress(data: bytes, max_bytes: int = MAX_OBJECT_BYTES, *, sha: Any = None) -> list[bytes]:
+    """The uncompressed members of ``data`` (plain data: itself), at most ``max_bytes`` in all.
+
+    ``sha`` (a :func:`hashlib.sha256` object): fed the uncompressed content as it is inflated, every
+    member, while each piece is still in the CPU cache; it is then the SHA-256 a CloudTrail digest
+    lists for the file (:mod:`analyzer.integrity.hashing` hashes the same bytes)."""
     if data[:2] != GZIP_MAGIC:
         if len(data) > max_bytes:
             raise ObjectError(_too_large(max_bytes))
+        if sha is not None:
+            sha.update(data)
         return [data]
     members: list[bytes] = []
     total = 0
@@ -127,7 +135,7 @@ def decompress(data: bytes, max_bytes: int = MAX_OBJECT_BYTES) -> list[bytes]:
             if rest.strip(b"\0"):
                 raise ObjectError(f"corrupt gzip: {len(rest)} bytes after gzip member {len(members)}")
             break  # zero padding after the last member
-        member, rest = _inflate_member(rest, max_bytes - total)
+        member, rest = _inflate_member(rest, max_bytes - total, sha)
         if member is None:
             raise ObjectError(_too_large(max_bytes))
         total += len(member)
@@ -135,7 +143,7 @@ def decompress(data: bytes, max_bytes: int = MAX_OBJECT_BYTES) -> list[bytes]:
     return members
 
 
-def _inflate_member(data: bytes, budget: int) -> tuple[bytes | None, bytes]:
+def _inflate_member(data: bytes, budget: int, sha: Any = None) -> tuple[bytes | None, bytes]:
     """One gzip member, streamed: (its bytes, the data after it); (None, b"") past ``budget``."""
     try:
         inflater = isal_zlib.decompressobj(31)
@@ -147,6 +155,8 @@ def _inflate_member(data: bytes, budget: int) -> tuple[bytes | None, bytes]:
             size += len(chunk)
             if size > budget:
                 return None, b""
+            if sha is not None:
+                sha.update(chunk)
             chunks.append(chunk)
             pending = inflater.unconsumed_tail
             if inflater.eof:
@@ -173,24 +183,28 @@ def decode_parts(
 
     A very large ``{"Records": [...]}`` object (over LARGE_OBJECT_BYTES uncompressed) is split
     into raw records first and decoded part by part, so memory holds the text plus one part's
-    records rather than every record at once. The first part carries the uncompressed size.
+    records rather than every record at once. The first part carries the uncompressed size and
+    the SHA-256 of that content (what a digest lists: :attr:`Decoded.content_sha256`).
     """
-    members = decompress(data, max_bytes)
+    sha = hashlib.sha256()
+    members = decompress(data, max_bytes, sha=sha)
     del data
     total = sum(map(len, members))
+    content_sha256 = sha.hexdigest()
     if len(members) > 1 and all(_looks_like_document(m) for m in members):
-        yield from _decode_members(members, part_records, total)
+        yield from _decode_members(members, part_records, total, content_sha256)
         return
     text = members[0] if len(members) == 1 else b"".join(members)
     del members
     first = True
     for part in _decode_text(text, part_records):
         if first:
-            part.uncompressed_bytes, first = total, False
+            part.uncompressed_bytes, part.content_sha256, first = total, content_sha256, False
         yield part
 
 
-def _decode_members(members: list[bytes], part_records: int, total: int) -> Iterator[Decoded]:
+def _decode_members(members: list[bytes], part_records: int, total: int, content_sha256: str | None = None
+                    ) -> Iterator[Decoded]:
     """A multi-member gzip (``cat a.gz b.gz``): each member is a log file of its own."""
     parts: list[Decoded] = []
     skips: list[str] = []
@@ -208,9 +222,9 @@ def _decode_members(members: list[bytes], part_records: int, total: int) -> Iter
         offset = max(part.size() for part in decoded)
         parts.extend(decoded)
     if not parts:
-        yield Decoded(skipped="; ".join(skips), uncompressed_bytes=total)
+        yield Decoded(skipped="; ".join(skips), uncompressed_bytes=total, content_sha256=content_sha256)
         return
-    parts[0].uncompressed_bytes = total
+    parts[0].uncompressed_bytes, parts[0].content_sha256 = total, content_sha256
     parts[0].warnings.extend(skips)
     yield from parts
 

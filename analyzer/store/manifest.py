@@ -23,7 +23,7 @@ create table if not exists objects (
     uri text primary key,
     size integer,
     version text,          -- S3 ETag, or size+mtime for a local file
-    content_hash text,
+    content_hash text,     -- blake2b of the stored bytes (tells a re-delivery from a rewrite)
     records integer not null default 0,
     quarantined integer not null default 0,
     status text not null,  -- ingested | skipped | failed
@@ -119,6 +119,15 @@ create table if not exists digest_logs (
 create index if not exists digest_logs_key on digest_logs(key);
 """
 
+#: Columns added after a table was first released: (table, column, declaration), added to an older
+#: manifest when it is opened (NULL in its existing rows: "not recorded").
+ADDED_COLUMNS = (
+    # the SHA-256 of the object's uncompressed content (every gzip member): what a digest lists
+    ("objects", "content_sha256", "text"),
+    # 1: the digest was read from S3 with its object metadata (its signature NULL: S3 had none)
+    ("digests", "from_s3", "integer not null default 0"),
+)
+
 DONE = ("ingested", "skipped")
 #: The status a worker gives an object at a new version whose bytes the manifest already holds:
 #: its version is recorded, nothing is ingested again.
@@ -145,6 +154,7 @@ class DigestRecord:
     sha256: str
     logs: tuple[tuple[str, str, str, str], ...]  # (bucket, key, hash value, hash algorithm)
     signature: str | None = None
+    from_s3: bool = False  # read from S3 with its object metadata: ``signature`` is x-amz-meta-signature
 
 
 @dataclass(frozen=True)
@@ -160,6 +170,7 @@ class ObjectOutcome:
     reason: str | None = None
     content_hash: str | None = None
     digest: DigestRecord | None = None  # a digest file: recorded in the digests table, with the batch
+    content_sha256: str | None = None  # of the uncompressed content: what a CloudTrail digest lists
 
 
 @dataclass(frozen=True)
@@ -210,7 +221,22 @@ class Manifest:
         self.db.execute("pragma journal_mode=wal")
         self.db.execute("pragma synchronous=normal")
         self.db.executescript(SCHEMA_SQL)
+        self._add_columns()
         self._adopt_old_failures()
+
+    def _add_columns(self) -> None:
+        """Give an older manifest the columns added since (:data:`ADDED_COLUMNS`), once."""
+
+        def missing() -> list[tuple[str, str, str]]:
+            have = {(table, row[1]) for table in {t for t, _, _ in ADDED_COLUMNS}
+                    for row in self.db.execute(f"pragma table_info({table})")}
+            return [c for c in ADDED_COLUMNS if (c[0], c[1]) not in have]
+
+        if not missing():
+            return
+        with self._transaction():  # another process may be adding them too: check again, locked
+            for table, column, declaration in missing():
+                self.db.execute(f"alter table {table} add column {column} {declaration}")
 
     def _adopt_old_failures(self) -> None:
         """A manifest from before the ``failures`` table knew failures only as ``objects`` rows: adopt
@@ -330,9 +356,9 @@ class Manifest:
             else:
                 self.db.execute(
                     "insert or replace into objects(uri, size, version, content_hash, records, quarantined,"
-                    " status, reason, batch, updated_at) values (?,?,?,?,?,?,?,?,?,?)",
+                    " status, reason, batch, updated_at, content_sha256) values (?,?,?,?,?,?,?,?,?,?,?)",
                     (o.uri, o.size, o.version, o.content_hash, o.records, o.quarantined, o.status,
-                     o.reason, batch, now),
+                     o.reason, batch, now, o.content_sha256),
                 )
                 self.db.execute("delete from failures where uri=?", (o.uri,))
                 if o.digest is not None:
@@ -344,10 +370,10 @@ class Manifest:
         self.db.execute(
             "insert or replace into digests(uri, bucket, key, account, region, trail, start_time, end_time,"
             " fingerprint, previous_bucket, previous_key, previous_hash, previous_signature, sha256, signature,"
-            " batch, recorded_at) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " batch, recorded_at, from_s3) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (uri, d.bucket, d.key, d.account, d.region, d.trail, d.start_time, d.end_time, d.fingerprint,
              d.previous_bucket, d.previous_key, d.previous_hash, d.previous_signature, d.sha256, d.signature,
-             batch, now),
+             batch, now, int(d.from_s3)),
         )
         self.db.executemany(
             "insert or replace into digest_logs(digest_uri, bucket, key, hash_value, hash_algorithm)"
@@ -361,13 +387,14 @@ class Manifest:
             logs.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
         rows = self.db.execute(
             "select uri, bucket, key, account, region, trail, start_time, end_time, fingerprint, previous_bucket,"
-            " previous_key, previous_hash, previous_signature, sha256, signature from digests order by end_time, uri"
+            " previous_key, previous_hash, previous_signature, sha256, signature, from_s3 from digests"
+            " order by end_time, uri"
         ).fetchall()
         return [(uri, DigestRecord(bucket, key, account, region, trail, start, end, fingerprint, previous_bucket,
                                    previous_key, previous_hash, previous_signature, sha256,
-                                   tuple(logs.get(uri, ())), signature))
+                                   tuple(logs.get(uri, ())), signature, bool(from_s3)))
                 for (uri, bucket, key, account, region, trail, start, end, fingerprint, previous_bucket, previous_key,
-                     previous_hash, previous_signature, sha256, signature) in rows]
+                     previous_hash, previous_signature, sha256, signature, from_s3) in rows]
 
     def begin_batch(self, batch: str, files: Iterable[str]) -> None:
         self.db.execute(
