@@ -1,7 +1,9 @@
 """Bytes of one log object → records. Sniffs the content, never trusts the extension.
 
 Accepted: gzip (every member of a multi-member file) or plain, with or without a UTF-8 BOM; a
-CloudTrail ``{"Records": [...]}`` object, a top-level JSON array of records, or JSON Lines. Digest
+CloudTrail ``{"Records": [...]}`` object, a top-level JSON array of records, or JSON Lines; where
+none of these is found, the other shapes CloudTrail travels in (EventBridge events, CloudWatch Logs
+payloads and exports, lookup-events and Lake results: :mod:`analyzer.ingest.shapes`). Digest
 files and other JSON documents are *skipped* (with a reason); a corrupt or truncated gzip,
 truncated JSON, an object larger than the cap (``max_bytes``, default :data:`MAX_OBJECT_BYTES`
 uncompressed, decompressed as a stream so memory stays bounded) or nested deeper than the parsers
@@ -254,8 +256,9 @@ def _decode_text(raw: bytes, part_records: int) -> Iterator[Decoded]:
         yield Decoded(skipped="empty file")
         return
     first = raw[start : start + 1]
-    if first not in (b"{", b"["):
-        yield Decoded(skipped="not JSON (not a CloudTrail log)")
+    if first not in (b"{", b"["):  # a CloudWatch Logs export, a Lake result CSV, or not a log
+        lines = _shapes().decode_lines(raw)
+        yield lines if lines is not None else Decoded(skipped="not JSON (not a CloudTrail log)")
         return
     if len(raw) <= LARGE_OBJECT_BYTES:
         records = _strict(raw, first)
@@ -265,6 +268,9 @@ def _decode_text(raw: bytes, part_records: int) -> Iterator[Decoded]:
     raws = _split(raw, first)
     if raws is None:
         yield _decode_generic(raw)
+        return
+    if first == b"[" and raws and _shapes().is_wrapped(bytes(raws[0])):  # EventBridge events...
+        yield _shapes().decode_array(raws)
         return
     for begin in range(0, max(len(raws), 1), part_records):
         part = Decoded()
@@ -391,9 +397,10 @@ def _add_lenient(
         part.quarantine(index, f"record is a JSON {type(value).__name__}, not an object", text)
         return
     typed, extra = coerce_record(value)
-    if found or ORIGINAL_KEY in value:
-        extra = keep_original(extra, text)
-        problems.update(found or {f"the key {ORIGINAL_KEY}"})
+    reserved = [key for key in (ORIGINAL_KEY, _shapes().WRAPPER_KEY) if key in value]
+    if found or reserved:  # a record with a reserved key of its own keeps it in its original
+        extra = keep_original({k: v for k, v in (extra or {}).items() if k not in reserved}, text)
+        problems.update(found or {f"the key {reserved[0]}"})
     part.add(index, typed, extra)
 
 
@@ -439,6 +446,9 @@ def _decode_generic(raw: bytes) -> Decoded:
         elif any(marker in doc for marker in DIGEST_MARKERS):
             out.skipped = "CloudTrail digest file"
             return out
+        elif (wrapped := _shapes().decode_document(raw)) is not None:  # EventBridge, CloudWatch Logs...
+            wrapped.warnings[:0] = out.warnings
+            return wrapped
         elif any(key in doc for key in ("eventTime", "eventID", "eventName")):
             records = [doc]  # a single record (JSON Lines with one line)
         else:
@@ -470,12 +480,33 @@ def _decode_json_lines(raw: bytes, out: Decoded) -> None:
             before = len(out.quarantined)
             if document.startswith(b'{"Records"'):
                 index += _merge(out, index, document)
+            elif (used := _merge_wrapped(out, index, document)) is not None:
+                index += used
             else:
                 _decode_record(out, index, document, problems)
                 index += 1
             for item in out.quarantined[before:]:
                 item.reason = f"line {number}: {item.reason}"
     out.warnings.extend(_problem_warnings(problems))
+
+
+def _shapes() -> Any:
+    """The other shapes CloudTrail travels in (imported on first use: it imports this module)."""
+    from analyzer.ingest import shapes
+
+    return shapes
+
+
+def _merge_wrapped(out: Decoded, index: int, document: bytes) -> int | None:
+    """A line that is a wrapper (an EventBridge event...): its records; None if it is not one."""
+    shapes = _shapes()
+    if not shapes.looks_wrapped(document):
+        return None
+    try:
+        return shapes.merge(out, index, document)
+    except ObjectError as exc:
+        out.quarantine(index, str(exc), document)
+        return 1
 
 
 def _documents(line: bytes) -> list[bytes] | None:

@@ -3,7 +3,9 @@
 A row holds typed columns plus ``extra``; rebuilding drops nulls (absent fields), parses the JSON
 columns, renders ``eventTime`` in CloudTrail's format, then lets ``extra`` (unknown fields and the
 originals of normalised values) win. A row that keeps its record's original bytes (a duplicate key,
-invalid UTF-8...: :data:`~analyzer.ingest.records.ORIGINAL_KEY`) is rebuilt from them.
+invalid UTF-8...: :data:`~analyzer.ingest.records.ORIGINAL_KEY`) is rebuilt from them. What a
+wrapper added (an EventBridge envelope...: :data:`~analyzer.ingest.shapes.WRAPPER_KEY`) is not part
+of the record: ``analyzer.ingest.shapes.wrapper_of(row)`` gives it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pyarrow as pa
 
 from analyzer.ingest.columns import TIME_FORMAT
 from analyzer.ingest.records import original_bytes
+from analyzer.ingest.shapes import WRAPPER_KEY
 from analyzer.schema import EVENT_FIELDS, is_json
 
 
@@ -41,6 +44,7 @@ def rebuild_record(row: dict[str, Any]) -> dict[str, Any]:
     if original is not None:  # Python's json, as the lenient decoder read it (the last of duplicates wins)
         return json.loads(original.decode("utf-8", "surrogateescape"))
     record = {f.name: _value(f, row[f.name]) for f in EVENT_FIELDS if row.get(f.name) is not None}
+    extra.pop(WRAPPER_KEY, None)
     record.update(extra)
     return record
 
