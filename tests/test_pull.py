@@ -60,17 +60,26 @@ def mixed(s3: S3Server) -> dict[str, Any]:
     return {"files": {**plain.files, **org.files}, "decoys": plain.decoys + org.decoys}
 
 
-def test_plain_and_org_layouts_side_by_side_digests_never_listed(s3: S3Server, mixed: dict[str, Any],
-                                                                  tmp_path: Path) -> None:
+def digests(mixed: dict[str, Any]) -> list[str]:
+    return [k for k in mixed["decoys"] if "/CloudTrail-Digest/" in k]
+
+
+def test_plain_and_org_layouts_side_by_side_digests_listed_never_events(s3: S3Server, mixed: dict[str, Any],
+                                                                        tmp_path: Path) -> None:
     client = s3.client()
     calls = recorded(client)
     source = S3Source(client, "s3://trail")
     result = run_pull(source, tmp_path, since=t("2024-05-31T00:00"), until=t("2024-06-03T00:00"), workers=1, now=NOW)
-    assert ingested(tmp_path) == {f"s3://trail/{key}" for key in mixed["files"]}
+    assert ingested(tmp_path) == {f"s3://trail/{key}" for key in mixed["files"]}  # digests never become events
     assert result.stats.events == sum(len(ids) for ids in mixed["files"].values())
     assert result.listing.orgs == {ORG} and result.listing.accounts == {A, B, C}
-    assert not any("Digest" in p or "Insight" in p or "Config" in p for p, _, _ in calls)
-    assert result.stats.skipped == 0 and result.exit_code == ExitCode.OK
+    assert not any("Insight" in p or "Config" in p for p, _, _ in calls)
+    # the digest folders of the window's days, as the log folders (the decoys are no readable digests: skipped)
+    assert {p for p, d, _ in calls if "Digest" in p and d is None} == {
+        p.replace("/CloudTrail/", "/CloudTrail-Digest/") for p, d, _ in calls if "/CloudTrail/" in p and d is None}
+    assert result.listing.digests_listed == result.listing.digests_fetched == len(digests(mixed))
+    assert result.listing.objects_listed == len(mixed["files"])
+    assert result.stats.skipped == len(digests(mixed)) and result.exit_code == ExitCode.OK
 
 
 def test_filters_list_exactly_the_prefixes_they_need(s3: S3Server, mixed: dict[str, Any], tmp_path: Path) -> None:
@@ -81,10 +90,10 @@ def test_filters_list_exactly_the_prefixes_they_need(s3: S3Server, mixed: dict[s
     assert first_pages(calls) == {
         ("AWSLogs/", "/"),
         (f"AWSLogs/{ORG}/", "/"),
-        (f"AWSLogs/{A}/CloudTrail/", "/"),
-        (f"AWSLogs/{ORG}/{A}/CloudTrail/", "/"),
-        (f"AWSLogs/{A}/CloudTrail/eu-west-1/2024/06/01/", None),
-        (f"AWSLogs/{ORG}/{A}/CloudTrail/eu-west-1/2024/06/01/", None),
+        *{(f"AWSLogs/{root}{A}/{kind}/", "/") for root in ("", f"{ORG}/")
+          for kind in ("CloudTrail", "CloudTrail-Digest")},
+        *{(f"AWSLogs/{root}{A}/{kind}/eu-west-1/2024/06/01/", None) for root in ("", f"{ORG}/")
+          for kind in ("CloudTrail", "CloudTrail-Digest")},
     }
     wanted = {k for k in mixed["files"] if f"/{A}/CloudTrail/eu-west-1/2024/06/01/" in k}
     assert ingested(tmp_path) == {f"s3://trail/{k}" for k in wanted} and len(wanted) == 4
@@ -95,16 +104,17 @@ def test_org_id_and_a_deep_prefix_skip_discovery(s3: S3Server, mixed: dict[str, 
     calls = recorded(client)
     source = S3Source(client, "s3://trail", org_id=ORG, regions=["us-east-1"])
     run_pull(source, tmp_path, since=t("2024-06-02T00:00"), until=t("2024-06-02T06:00"), workers=1, now=NOW)
+    kinds = ("CloudTrail", "CloudTrail-Digest")
     assert first_pages(calls) == {
         (f"AWSLogs/{ORG}/", "/"),
-        *{(f"AWSLogs/{ORG}/{acct}/CloudTrail/", "/") for acct in (A, C)},
-        *{(f"AWSLogs/{ORG}/{acct}/CloudTrail/us-east-1/2024/06/02/", None) for acct in (A, C)},
+        *{(f"AWSLogs/{ORG}/{acct}/{kind}/", "/") for acct in (A, C) for kind in kinds},
+        *{(f"AWSLogs/{ORG}/{acct}/{kind}/us-east-1/2024/06/02/", None) for acct in (A, C) for kind in kinds},
     }
     calls.clear()
-    deep = S3Source(client, f"s3://trail/AWSLogs/{B}/CloudTrail/eu-west-1/")
+    deep = S3Source(client, f"s3://trail/AWSLogs/{B}/CloudTrail/eu-west-1/")  # and its digests, beside it
     run_pull(deep, tmp_path, since=t("2024-05-31T00:00"), until=t("2024-06-01T00:00"), workers=1, now=NOW)
-    assert first_pages(calls) == {(f"AWSLogs/{B}/CloudTrail/eu-west-1/2024/05/31/", None),
-                                  (f"AWSLogs/{B}/CloudTrail/eu-west-1/2024/06/01/", None)}
+    assert first_pages(calls) == {(f"AWSLogs/{B}/{kind}/eu-west-1/2024/{day}/", None)
+                                  for kind in kinds for day in ("05/31", "06/01")}
 
 
 def test_whole_months_are_listed_in_one_go(s3: S3Server, mixed: dict[str, Any], tmp_path: Path) -> None:
@@ -113,7 +123,8 @@ def test_whole_months_are_listed_in_one_go(s3: S3Server, mixed: dict[str, Any], 
     source = S3Source(client, "s3://trail", accounts=[B], regions=["us-east-1"])
     run_pull(source, tmp_path, since=t("2024-05-01T00:00"), until=t("2024-06-01T00:00"), workers=1, now=NOW)
     assert {p for p, d in first_pages(calls) if d is None} == {
-        f"AWSLogs/{B}/CloudTrail/us-east-1/2024/05/", f"AWSLogs/{B}/CloudTrail/us-east-1/2024/06/01/"}
+        f"AWSLogs/{B}/{kind}/us-east-1/{folder}" for kind in ("CloudTrail", "CloudTrail-Digest")
+        for folder in ("2024/05/", "2024/06/01/")}
 
 
 def test_pagination_past_1000_keys_in_one_day(s3: S3Server, tmp_path: Path) -> None:
@@ -134,7 +145,8 @@ def test_incremental_rerun_fetches_nothing(s3: S3Server, mixed: dict[str, Any], 
     again = run_pull(S3Source(s3.client(), "s3://trail"), tmp_path, **window)
     assert first.listing.objects_fetched == len(mixed["files"])
     assert again.listing.objects_fetched == 0 and again.stats.ingested == 0
-    assert again.stats.unchanged == len(mixed["files"]) and again.exit_code == ExitCode.OK
+    assert first.listing.digests_fetched == len(digests(mixed)) and again.listing.digests_fetched == 0
+    assert again.stats.unchanged == len(mixed["files"]) + len(digests(mixed)) and again.exit_code == ExitCode.OK
 
 
 def test_the_watermark_moves_and_late_files_are_picked_up(s3: S3Server, tmp_path: Path) -> None:
@@ -165,7 +177,8 @@ def test_access_denied_on_one_prefix_is_reported_and_the_rest_pulled(s3: S3Serve
         result = run_pull(source, tmp_path, since=t("2024-05-31T00:00"), until=t("2024-06-03T00:00"), workers=1,
                       now=NOW)
     assert result.listing.problems == [
-        (f"s3://trail/{denied}CloudTrail/", "access denied (needs s3:ListBucket): AccessDenied: Access Denied")]
+        (f"s3://trail/{denied}{kind}/", "access denied (needs s3:ListBucket): AccessDenied: Access Denied")
+        for kind in ("CloudTrail", "CloudTrail-Digest")]
     assert ingested(tmp_path) == {f"s3://trail/{k}" for k in mixed["files"] if not k.startswith(denied)}
     assert result.exit_code == ExitCode.PARTIAL and result.watermark is None
     assert read_watermark(tmp_path, source) is None
@@ -202,8 +215,9 @@ def test_keep_raw_saves_each_fetched_object(s3: S3Server, mixed: dict[str, Any],
     source = S3Source(s3.client(), "s3://trail", accounts=[C], keep_raw=tmp_path / "raw")
     run_pull(source, tmp_path / "data", since=t("2024-06-01T00:00"), until=t("2024-06-01T12:00"), workers=1, now=NOW)
     saved = sorted(str(p.relative_to(tmp_path / "raw" / "trail")) for p in (tmp_path / "raw").rglob("*.gz"))
-    assert saved == sorted(k for k in mixed["files"] if f"/{C}/CloudTrail/" in k and "/2024/06/01/" in k)
-    assert len(saved) == 4
+    assert saved == sorted(k for k in [*mixed["files"], *digests(mixed)]
+                           if f"/{C}/CloudTrail" in k and "/2024/06/01/" in k)  # the logs and their digests
+    assert len(saved) == 4 + 2
 
 
 def test_an_object_changed_since_listing_fails_and_is_fetched_next_time(s3: S3Server, tmp_path: Path) -> None:

@@ -54,10 +54,10 @@ def print_summary(result: VerifyResult, *, to_stderr: bool = False) -> None:
     else:
         out.print(f"Results found for {_moment(first, '?')} to {_moment(last, '?')}:")
         out.print("")
-        logs = ((result.logs_valid + result.chain.unhashed, result.logs_invalid, "log files in the dataset")
-                if result.chain.unhashed else (result.logs_valid, result.logs_invalid, "log files valid"))
-        for valid, invalid, what in ((result.digests_valid, result.digests_invalid, "digest files valid"), logs):
-            total = valid + invalid
+        unhashed = result.chain.unhashed
+        for valid, invalid, what in ((result.digests_valid, result.digests_invalid, "digest files valid"),
+                                     (result.logs_valid, result.logs_invalid, "log files valid")):
+            total = valid + invalid + (unhashed if what.startswith("log") else 0)
             noun = what.split(" files")[0]
             line = f"{valid:,}/{total:,} {what}"
             out.print(line + (f", {invalid:,}/{total:,} {noun} files INVALID" if invalid else ""))
@@ -70,8 +70,8 @@ def print_summary(result: VerifyResult, *, to_stderr: bool = False) -> None:
             text += f", {chain.signatures_unchecked:,} NOT checked ({why})"
         out.print(visible(text + (f" (public keys: {sources})" if sources and chain.signatures_checked else "")))
     if chain.unhashed:
-        out.print("the hashes of the log files in the dataset are not compared (a dataset keeps no SHA-256 of what it "
-                  "ingested: verify the trail or a copy for that)")
+        out.print(f"{chain.unhashed:,} log file(s) in the dataset: content hash not recorded (ingested before the "
+                  "dataset kept one): present, not compared; verify the trail or a copy for those")
     if not result.online:
         unkeyed = "" if result.keys is not None else ", and no --public-key was given: signatures were not checked"
         out.print("offline copy: the hash chain (previousDigestHashValue) and the log hashes are checked; a copy "
@@ -98,8 +98,9 @@ def verify_command(
              "Default: now.")] = None,
     data: Annotated[Path | None, typer.Option(
         "--data", "-d", metavar="DIR", file_okay=False,
-        help="Re-check the digests a dataset recorded as it ingested them (instead of a trail or a copy): the "
-             "chain, and that every log file they list was ingested and every ingested one is listed.")] = None,
+        help="Re-check the digests a dataset recorded as it ingested them (instead of a trail or a copy): their "
+             "signatures (digests pulled from S3 keep theirs), the chain, and that every log file they list was "
+             "ingested with that SHA-256 and every ingested one is listed.")] = None,
     public_key: Annotated[list[Path] | None, typer.Option(
         "--public-key", metavar="FILE", dir_okay=False,
         help="The JSON `aws cloudtrail list-public-keys --region R` prints, saved once (repeatable): check "
@@ -170,7 +171,14 @@ def verify_command(
 
         if target is not None:
             raise UsageError(f"give {TARGET} or --data DIR, not both", option="--data")
-        result = run_verify(DatasetStore(data), window=window if window.bounded else None, keys=keys,
+        dataset = DatasetStore(data)
+        key_source = None
+        if keys is None and dataset.signed:  # digests pulled with their signatures: ListPublicKeys, as for S3
+            from analyzer.sources.s3 import make_session
+
+            session = make_session(profile or settings.pull.profile)
+            key_source = lambda regions, start, end: api_keys(session, regions, start, end)  # noqa: E731
+        result = run_verify(dataset, window=window if window.bounded else None, keys=keys, key_source=key_source,
                             workers=threads, now=now)
     elif local:
         from analyzer.integrity.stores import LocalStore

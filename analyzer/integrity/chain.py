@@ -61,7 +61,7 @@ class LogResult:
     """One listed log file as a store read it: its hash, or that it is missing, corrupt or unreadable."""
 
     sha256: str | None = None
-    present: bool = False  # there, its hash unknown (a dataset keeps no SHA-256 of what it ingested)
+    present: bool = False  # there, its hash unknown (ingested before the dataset recorded content hashes)
     missing: bool = False
     corrupt: str | None = None  # not gzip any more, cut short...
     error: str | None = None  # could not be read (denied...): nothing can be said
@@ -80,7 +80,7 @@ class ChainReport:
     logs: list[tuple[LogEntry, FoundDigest]] = field(default_factory=list)  # every log a readable digest lists
     missing_spans: list[tuple[str, str, datetime, datetime]] = field(default_factory=list)  # account, region, hours
     problems: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason): nothing can be said
-    unhashed: int = 0  # listed log files found, whose hash could not be compared (verify --data)
+    unhashed: int = 0  # listed log files found, whose content hash was not recorded (verify --data, old datasets)
 
 
 def _stream(found: FoundDigest) -> tuple[str, ...]:

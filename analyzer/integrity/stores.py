@@ -311,14 +311,15 @@ class LocalStore:
 class DatasetStore:
     """The digests a dataset recorded as it ingested them (``verify --data``): its own history re-checked.
 
-    The chain is checked from the recorded digests (hashes and, where the source had them, signatures;
-    else each one's signature is the one the next digest repeats). A listed log file is looked up
-    among the objects the dataset ingested: the dataset keeps no SHA-256 of their content, so what
-    is checked is that every log file a digest lists is in the dataset and that every log file it
-    ingested is listed by a digest; verify the source (S3 or a copy) to compare the hashes.
+    The chain is checked from the recorded digests: their hashes and, for digests pulled from S3
+    (recorded with their ``x-amz-meta-signature``), their signatures, as ``verify s3://`` checks
+    them; a digest ingested from a copy has none, and its signature is the one the next digest
+    repeats. A listed log file is looked up among the objects the dataset ingested and its SHA-256
+    compared with the one ingest recorded of its uncompressed content (``objects.content_sha256``):
+    a log file changed at the source and ingested again is ``log-file-modified``, one never ingested
+    ``log-file-deleted``. Objects ingested before the dataset kept that hash are counted as "content
+    hash not recorded", never passed as valid. Every ingested log file must be listed by a digest.
     """
-
-    online = False
 
     def __init__(self, data: Path | str) -> None:
         from analyzer.integrity.record import from_record
@@ -331,16 +332,32 @@ class DatasetStore:
         self.regions: set[str] = set()
         with Dataset(self.root, create=False) as dataset:
             recorded = dataset.manifest.digests()
-            objects = [(row["uri"], row["status"]) for row in dataset.manifest.objects()]
+            objects = [(row["uri"], row["status"], row["content_sha256"], row["reason"])
+                       for row in dataset.manifest.objects()]
         self.digests: dict[str, FoundDigest] = {}
         for uri, record in recorded:
-            found = FoundDigest(uri, record.key, None, digest=from_record(record), signature=None)
-            self.digests.setdefault(layout_tail(record.key), found)
+            if record.from_s3 and uri.startswith("s3://"):  # pulled: where it was read, and its S3 signature
+                bucket, _, key = uri.removeprefix("s3://").partition("/")
+                found = FoundDigest(uri, key, bucket, digest=from_record(record), signature=record.signature)
+                self.digests.setdefault(layout_tail(key), found)
+            else:
+                found = FoundDigest(uri, record.key, None, digest=from_record(record), signature=None)
+                self.digests.setdefault(layout_tail(record.key), found)
+        #: signed digests (pulled from S3): public keys are worth asking for
+        self.signed = any(f.bucket is not None for f in self.digests.values())
+        self.online = bool(self.digests) and all(f.bucket is not None for f in self.digests.values())
         self.ingested: dict[str, str] = {}  # layout tail of every ingested log object → its uri
-        for uri, status in objects:
+        self.hashes: dict[str, str | None] = {}  # layout tail → SHA-256 of its content (None: not recorded)
+        self.failed: dict[str, str] = {}  # layout tail → why it was never ingested
+        for uri, status, sha256, reason in objects:
             tail = layout_tail(uri.removeprefix("s3://"))
-            if status == "ingested" and tail and f"/{CLOUDTRAIL}/" in tail:
+            if not tail or f"/{CLOUDTRAIL}/" not in tail:
+                continue
+            if status in ("ingested", "skipped"):
                 self.ingested.setdefault(tail, uri)
+                self.hashes.setdefault(tail, sha256)
+            elif status == "failed":
+                self.failed.setdefault(tail, reason or "failed")
 
     def __str__(self) -> str:
         return f"the dataset {self.root}"
@@ -363,8 +380,12 @@ class DatasetStore:
         return self.read_digest(key, bucket)
 
     def log_result(self, bucket: str, key: str) -> LogResult:
-        if layout_tail(key) in self.ingested:
-            return LogResult(present=True)
+        tail = layout_tail(key)
+        if tail in self.ingested:
+            sha256 = self.hashes.get(tail)
+            return LogResult(sha256=sha256) if sha256 else LogResult(present=True)
+        if tail in self.failed:  # it was there: its ingest failed (analyzer failures), nothing to compare
+            return LogResult(error=f"not ingested (its ingest failed: {self.failed[tail]})")
         return LogResult(missing=True)
 
     def log_keys(self, window: Window | None, *, now: datetime | None = None) -> Iterator[tuple[str, str, str]]:

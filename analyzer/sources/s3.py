@@ -16,6 +16,13 @@ the CLI and the tests (a local S3 server reached through ``endpoint_url``) share
     S3Source(my_boto3_s3_client, "s3://my-trail-bucket")   # or bring your own client
 
 :func:`analyzer.jobs.run_pull` adds the watermark (where the last pull ended) on top.
+
+Digest files (``CloudTrail-Digest/``, beside ``CloudTrail/``) are listed for the same accounts,
+regions and day folders, and fetched with their S3 metadata: ingest records them in the manifest
+with their ``x-amz-meta-signature`` (they hold no events), so ``analyzer verify --data`` checks the
+signatures of what was pulled. A region's digest folders are listed before its log folders: a
+digest is delivered after the log files it lists, so every log file a listed digest names was
+already there when the logs were listed (no log is taken for deleted because it came meanwhile).
 """
 
 from __future__ import annotations
@@ -53,7 +60,9 @@ from botocore.exceptions import (
 
 from analyzer.alerts.sanitize import secrets
 from analyzer.errors import AnalyzerError
-from analyzer.sources.layout import Position, S3Location, date_prefixes, is_account, is_org, position
+from analyzer.integrity.digest import DIGEST_FOLDER
+from analyzer.integrity.record import DigestBytes
+from analyzer.sources.layout import CLOUDTRAIL, Position, S3Location, date_prefixes, is_account, is_org, position
 from analyzer.sources.window import Window
 
 if TYPE_CHECKING:
@@ -227,9 +236,11 @@ class PullCounters:
     """What listing and fetching have done so far; read live by progress displays."""
 
     prefixes_listed: int = 0
-    objects_listed: int = 0
+    objects_listed: int = 0  # log objects (digests are counted apart: they hold no events)
     objects_fetched: int = 0
-    bytes_fetched: int = 0
+    bytes_fetched: int = 0  # logs and digests
+    digests_listed: int = 0
+    digests_fetched: int = 0
     read_failures: int = 0
     accounts: set[str] = field(default_factory=set)
     regions: set[str] = field(default_factory=set)
@@ -259,13 +270,14 @@ class PullCounters:
 
 @dataclass(frozen=True)
 class S3Object:
-    """One log object (a :class:`~analyzer.sources.base.SourceObject`); ``version`` is the ETag."""
+    """One log or digest object (a :class:`~analyzer.sources.base.SourceObject`); ``version`` is the ETag."""
 
     uri: str
     size: int
     version: str
     key: str
     source: S3Source = field(repr=False, compare=False)
+    digest: bool = False  # a digest file: read with its S3 metadata (its signature)
 
     def read(self) -> bytes:
         return self.source.fetch(self)
@@ -284,6 +296,7 @@ class S3Source:
         org_id: str | None = None,
         list_threads: int = DEFAULT_LIST_THREADS,
         keep_raw: Path | str | None = None,
+        digests: bool = True,
     ) -> None:
         self.client = client
         self.location = location if isinstance(location, S3Location) else S3Location.parse(location)
@@ -297,6 +310,7 @@ class S3Source:
         self.org_id = org_id
         self.list_threads = max(1, list_threads)
         self.keep_raw = Path(keep_raw) if keep_raw else None
+        self.digests = digests  # list and fetch the digest files too (for analyzer verify --data)
         self.start = position(self.location.prefix)
         self.counters = PullCounters()
         self.probe: S3Client | None = None
@@ -335,7 +349,8 @@ class S3Source:
 
     @property
     def first_prefix(self) -> str:
-        """The prefix the listing starts from: every request of a pull stays under it, so an IAM
+        """The prefix the listing starts from: every request of a pull stays under it (or, for a
+        prefix inside ``CloudTrail/``, under it and its ``CloudTrail-Digest/`` sibling), so an IAM
         policy may restrict s3:ListBucket with an ``s3:prefix`` condition such as ``AWSLogs/*``."""
         pos = self.start
         if pos.account is not None:
@@ -360,7 +375,8 @@ class S3Source:
 
     # -- listing --------------------------------------------------------------------------------
     def objects(self, window: Window, *, now: datetime | None = None) -> Iterator[S3Object]:
-        """Every log object of ``window`` under the location, listed in parallel by prefix.
+        """Every log object of ``window`` under the location, listed in parallel by prefix, and
+        (unless ``digests`` is off) the digest objects of the same day folders.
 
         Yields objects as listing pages arrive (so fetching starts before listing ends). A denied
         or failing prefix is recorded in ``counters.problems`` and skipped; a fatal error (no such
@@ -384,23 +400,30 @@ class S3Source:
         raise AssertionError("unreachable")
 
     def fetch(self, obj: S3Object) -> bytes:
-        """The object's bytes at the listed ETag (If-Match: what the manifest records is what was read)."""
+        """The object's bytes at the listed ETag (If-Match: what the manifest records is what was read);
+        a digest's as :class:`~analyzer.integrity.record.DigestBytes`, with its S3 signature."""
 
         def get() -> bytes:
             response = self.client.get_object(Bucket=self.location.bucket, Key=obj.key,
                                               IfMatch=f'"{obj.version}"')
             body = response["Body"]
             try:
-                return body.read()
+                data = body.read()
             finally:
                 body.close()
+            if obj.digest:
+                return DigestBytes.from_metadata(data, response.get("Metadata") or {})
+            return data
 
         try:
             data = self.call(get)
         except Exception as exc:
             self.counters.add(read_failures=1)
             raise FetchError(describe(exc, GET)) from None
-        self.counters.add(objects_fetched=1, bytes_fetched=len(data))
+        if obj.digest:
+            self.counters.add(digests_fetched=1, bytes_fetched=len(data))
+        else:
+            self.counters.add(objects_fetched=1, bytes_fetched=len(data))
         if self.keep_raw is not None:
             _keep(self.keep_raw, self.location.bucket, obj.key, data)
         return data
@@ -531,27 +554,38 @@ class _ListRun:
                 self.submit(self.regions, pos, name)
 
     def regions(self, pos: Position, account: str, root: bool = False) -> None:
-        for region in self._children(pos.account_root(account), root=root):
+        """The regions of one account: those with log folders, and (for the digests) those with
+        digest folders (a region whose every log file was deleted still has its digests)."""
+        logs = self._children(pos.account_root(account), root=root)
+        digests = self._children(digest_root(pos, account)) if self.source.digests else []
+        for region in dict.fromkeys([*logs, *digests]):
             if self._wanted_region(region):
-                self.dates(pos, account, region)
+                self.submit(self.dates, pos, account, region, False, region in logs, region in digests)
 
-    def dates(self, pos: Position, account: str, region: str, root: bool = False) -> None:
-        """Only the window's date folders of one account and region: never the whole region."""
+    def dates(self, pos: Position, account: str, region: str, root: bool = False, logs: bool = True,
+              digests: bool = True) -> None:
+        """Only the window's date folders of one account and region: never the whole region. The
+        digest folders are listed first, here, then the log folders in parallel (see the module)."""
         self.counters.saw(account, region)
-        for prefix in date_prefixes(self.window, now=self.now, within=pos.date_prefix):
-            self.submit(self.list_objects, f"{pos.account_root(account)}{region}/{prefix}", root)
+        days = date_prefixes(self.window, now=self.now, within=pos.date_prefix)
+        if digests and self.source.digests:
+            for prefix in days:
+                self.list_objects(f"{digest_root(pos, account)}{region}/{prefix}", digest=True)
+        if logs:
+            for prefix in days:
+                self.submit(self.list_objects, f"{pos.account_root(account)}{region}/{prefix}", root)
 
-    def list_objects(self, prefix: str, root: bool = False) -> None:
+    def list_objects(self, prefix: str, root: bool = False, digest: bool = False) -> None:
         make = self.source.location.url
         for page in self._pages(prefix, delimiter=False, root=root):
             batch = [
                 S3Object(make(item["Key"]), int(item.get("Size", 0)), str(item.get("ETag", "")).strip('"'),
-                         item["Key"], self.source)
+                         item["Key"], self.source, digest)
                 for item in page.get("Contents", [])
                 if not item["Key"].endswith("/")  # "folder" placeholder objects
             ]
             if batch:
-                self.counters.add(objects_listed=len(batch))
+                self.counters.add(**{"digests_listed" if digest else "objects_listed": len(batch)})
                 self._put(batch)
 
     # -- filters ------------------------------------------------------------------------------
@@ -560,6 +594,11 @@ class _ListRun:
 
     def _wanted_region(self, region: str) -> bool:
         return not self.source.regions or region in self.source.regions
+
+
+def digest_root(pos: Position, account: str) -> str:
+    """``…/ACCOUNT/CloudTrail-Digest/``: the digest folders beside the account's ``CloudTrail/``."""
+    return pos.account_root(account).removesuffix(f"{CLOUDTRAIL}/") + f"{DIGEST_FOLDER}/"
 
 
 def _keep(root: Path, bucket: str, key: str, data: bytes) -> None:
