@@ -294,6 +294,40 @@ class NightlyTable(Table):
                                      "[detect] timeout, else no limit")] | None = None
 
 
+class WatchTable(Table):
+    """`analyzer watch`: the queue of S3 notifications, batching, compaction of small batches. The S3 side is
+    [pull]'s (profile, endpoint_url); alert state and [notify.*] are nightly's. Flags win."""
+
+    queue_url: Annotated[str, key("The SQS queue S3 (or SNS, or EventBridge) sends ObjectCreated notifications "
+                                  "to.")] | None = None
+    profile: Annotated[str, key("The AWS profile for SQS and S3.", "[pull] profile, else the standard "
+                                "chain")] | None = None
+    endpoint_url: Annotated[str, key("An SQS-compatible endpoint (no user:password@ in it).",
+                                     "AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL")] | None = None
+    wait_time: Annotated[Seconds, key("Long polling: how long a receive waits for a message (at most 20s).",
+                                      '"20s"')] | None = None
+    visibility_timeout: Annotated[Duration, key(
+        "How long a received message stays invisible; extended while its batch is in flight.",
+        '"5m"')] | None = None
+    retry_after: Annotated[Duration, key(
+        "A message whose object failed is received again after this (the queue's maxReceiveCount then sends it "
+        "to the dead-letter queue).", '"1m"')] | None = None
+    batch_messages: Annotated[int, key("Messages ingested together at most.", "100", ge=1, le=10_000)] | None = None
+    batch_window: Annotated[Seconds, key(
+        "After the first message, how long to gather more into its batch (latency vs. batch size).",
+        '"1s"')] | None = None
+    compact_files: Annotated[int, key("Compact a day when it holds more files than this.", "32",
+                                      ge=1)] | None = None
+    compact_after: Annotated[Duration, key(
+        "... or when its oldest file a compaction did not write is this old.", '"30m"')] | None = None
+    fail_on: Annotated[Severity, key(
+        "With --once: exit 3 when the run announced an alert this severe.",
+        "[nightly] fail_on, else [detect] fail_on, else \"high\"")] | None = None
+    workers: Annotated[int, key("Ingest worker processes per batch (1: in the watch process).", "1",
+                                ge=1)] | None = None
+    fetch_threads: Annotated[int, key("Concurrent S3 downloads per batch.", "8", ge=1, le=512)] | None = None
+
+
 class SnsTable(Table):
     """Publish new alerts to an SNS topic (needs sns:Publish)."""
 
@@ -362,6 +396,7 @@ class Settings(Table):
     posture: PostureTable = msgspec.field(default_factory=PostureTable)
     spark: SparkTable = msgspec.field(default_factory=SparkTable)
     publish: PublishTable = msgspec.field(default_factory=PublishTable)
+    watch: WatchTable = msgspec.field(default_factory=WatchTable)
 
 
 def seconds(value: timedelta | None) -> float | None:

@@ -83,6 +83,7 @@ def args_for(command: str, tmp_path: Path) -> list[str]:
         "detections test": [str(tmp_path / "no-detections")],
         "detections new": ["my-detection", "--dir", str(tmp_path / "mine")],
         "athena ddl": ["--location", "s3://bucket/prefix"],
+        "watch": ["--queue-url", "not-a-queue-url", *data],  # a usage error after the config: no SQS call
     }.get(command, [])
 
 

@@ -15,6 +15,7 @@ from analyzer.cli import (
     publish,  # noqa: F401  (registers publish)
     sql,  # noqa: F401
     verify,  # noqa: F401  (registers verify)
+    watch,  # noqa: F401  (registers watch)
 )
 from analyzer.cli.app import app
 

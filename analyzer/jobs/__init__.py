@@ -16,7 +16,7 @@ result, so a notebook gets exactly what the command does::
   source :func:`s3_source` assembles (flags over ``[pull]``);
 - :func:`run_detect`: the catalogue over a window, as a report (``analyzer detect``);
 - :func:`run_nightly`: pull, detect, report, notify what is new (``analyzer nightly``);
-- :func:`run_posture`: who still needs MFA, from IAM and the dataset's sign-ins (``analyzer posture``).
+- :func:`run_posture`: who still needs MFA, from IAM and the dataset's sign-ins (``analyzer posture``);
 
 Ctrl-C raises KeyboardInterrupt out of a job, with the worker processes kept quiet; a rerun resumes.
 """
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from analyzer.jobs.progress import Progress
     from analyzer.jobs.pull import PullResult, run_pull
     from analyzer.jobs.sources import s3_source, trail_url
+    from analyzer.jobs.watch import EventResult, WatchSettings, WatchStatus, handle_s3_event, run_watch
 else:
     __getattr__, __dir__ = lazy_exports(
         __name__,
@@ -44,22 +45,28 @@ else:
             "analyzer.jobs.progress": ["Progress"],
             "analyzer.jobs.pull": ["PullResult", "run_pull"],
             "analyzer.jobs.sources": ["s3_source", "trail_url"],
+            "analyzer.jobs.watch": ["EventResult", "WatchSettings", "WatchStatus", "handle_s3_event", "run_watch"],
         },
     )
 
 __all__ = [
     "DataExtent",
     "DetectReport",
+    "EventResult",
     "NightlyResult",
     "NightlySettings",
     "PostureResult",
     "Progress",
     "PullResult",
+    "WatchSettings",
+    "WatchStatus",
+    "handle_s3_event",
     "run_detect",
     "run_ingest",
     "run_nightly",
     "run_posture",
     "run_pull",
+    "run_watch",
     "s3_source",
     "trail_url",
 ]
