@@ -161,6 +161,11 @@ class Trail:
     def event_ids(self) -> list[str]:
         return [e for ids in self.files.values() for e in ids]
 
+    @property
+    def digests(self) -> list[str]:
+        """The decoy digest files' keys (pull fetches them: no events, a record for verify)."""
+        return [k for k in self.decoys if "/CloudTrail-Digest/" in k]
+
     def keys_under(self, prefix: str) -> list[str]:
         return sorted(k for k in self.files if k.startswith(prefix))
 
@@ -186,8 +191,9 @@ def put_trail(
     pad: int = 0,
     create: bool = True,
 ) -> Trail:
-    """Upload a CloudTrail corpus (log files, and with ``decoys`` digest/Insights/Config files that
-    a pull must never fetch) with a boto3 client, or seed it into an :class:`S3Server` directly.
+    """Upload a CloudTrail corpus (log files, and with ``decoys`` digest files, which a pull fetches
+    for ``verify --data`` but which hold no events, and Insights/Config files, which a pull must
+    never fetch) with a boto3 client, or seed it into an :class:`S3Server` directly.
     Deterministic for a given ``seed``."""
     rng = random.Random(seed)
     client = target.client() if isinstance(target, S3Server) else target

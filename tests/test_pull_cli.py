@@ -70,7 +70,9 @@ def test_pull_then_rerun_fetches_nothing(runner: CliRunner, s3: S3Server, trail:
     assert f"organization {ORG}" in first.stdout and "watermark: 2024-06-02T00:00:00Z" in first.stdout
     again = run(runner, *args)
     assert again.exit_code == 0, again.output
-    assert f"files: 0 ingested, {len(trail)} already in the dataset" in again.stdout
+    digests = (2 * 2 + 1) * len(DAYS)  # one decoy digest per account, region and day (both trails): no events
+    assert f"files: 0 ingested, {len(trail) + digests} already in the dataset" in again.stdout
+    assert "watermark: kept at 2024-06-02T00:00:00Z (already there" in again.stdout
     assert "fetched 0 (0.0 MB)" in again.stdout
     assert sorted(e for e, _, _ in dataset_rows(tmp_path)) == sorted(e for ids in trail.values() for e in ids)
 

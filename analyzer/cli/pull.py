@@ -65,8 +65,9 @@ def _print_result(result: PullResult) -> None:
                      "starts a day before it)", markup=False)
     else:
         kept = f"{result.previous_watermark:%Y-%m-%dT%H:%M:%SZ}" if result.previous_watermark else "none"
-        stdout.print(f"watermark: kept at {kept} (some prefixes or objects failed: the next pull "
-                     "lists this window again)", markup=False)
+        why = ("some prefixes or objects failed: the next pull lists this window again" if listing.problems
+               or result.failing else "already there: this window ends at or before it")
+        stdout.print(f"watermark: kept at {kept} ({why})", markup=False)
 
 
 @command("pull", epilog=WRITER_EXIT_CODES, resumable=True)
