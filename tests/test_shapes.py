@@ -445,3 +445,35 @@ def test_sniffing_leaves_plain_logs_alone(tmp_path: Path) -> None:
     assert (stats.events, stats.quarantined) == (2, 0)
     assert sorted(map(canon, map(rebuild_record, rows(tmp_path / "data")))) == sorted(map(canon, tricky))
     assert all(wrapper_of(row) is None for row in rows(tmp_path / "data"))
+
+
+def test_odd_records_inside_wrappers_keep_their_originals(tmp_path: Path) -> None:
+    """A lone surrogate in a log event's message, a duplicate key in an EventBridge detail: the record
+    keeps its original (as any record does) and its wrapper; one without eventTime is quarantined."""
+    odd = {**record(1), "eventName": "\ud800"}
+    message = json.dumps(odd)  # the surrogate as its \\ud800 escape, as CloudWatch Logs carries it
+    cwl = payload([], 0)
+    cwl["logEvents"] = [{"id": "1", "timestamp": 1, "message": message}]
+    detail = json.dumps(record(2))[:-1] + ', "eventName": "Twice"}'
+    event = json.dumps({**eventbridge_event(record(2), 2), "detail": None})[:-5] + detail + "}"
+    timeless = eventbridge_event({k: v for k, v in record(3).items() if k != "eventTime"}, 3)
+    write(
+        tmp_path / "in",
+        [
+            ("cwl.gz", gzip.compress(json.dumps(cwl).encode())),
+            ("eb.json", event.encode()),
+            ("timeless.json", json.dumps(timeless).encode()),
+        ],
+    )
+    stats = ingest_objects(walk([tmp_path / "in"]), tmp_path / "data", workers=1)
+    assert (stats.events, stats.quarantined) == (2, 1)
+    landed = {row["eventID"]: row for row in rows(tmp_path / "data")}
+    surrogate = landed[odd["eventID"]]
+    assert rebuild_record(surrogate) == odd and surrogate["eventName"] == "\ufffd"
+    assert (wrapper_of(surrogate) or {})["item"] == {"id": "1", "timestamp": 1}
+    twice = landed[record(2)["eventID"]]
+    assert rebuild_record(twice) == json.loads(detail) and twice["eventName"] == "Twice"
+    assert (wrapper_of(twice) or {})["shape"] == "eventbridge"
+    with Dataset(tmp_path / "data") as dataset:
+        [held] = list(dataset.quarantined())
+    assert Path(held["source_object"]).name == "timeless.json" and "eventTime" in held["reason"]

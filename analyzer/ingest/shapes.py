@@ -77,17 +77,25 @@ def _shape(fields: dict[str, Any]) -> str | None:
         return None
     if "detail-type" in fields and "detail" in fields:
         return EVENTBRIDGE
-    if ("logEvents" in fields and "messageType" in fields) or "awslogs" in fields:
+    if ("messageType" in fields and _is_array(fields.get("logEvents"))) or "data" in (
+        _object(fields.get("awslogs")) or {}
+    ):
         return CWL_SUBSCRIPTION
-    if "Events" in fields:
+    if _is_array(fields.get("Events")):
         return LOOKUP_EVENTS
-    if "QueryResultRows" in fields:
+    if _is_array(fields.get("QueryResultRows")):
         return LAKE_RESULTS
-    if "events" in fields:
+    if _is_array(fields.get("events")):
         first = _first(fields["events"])
         if isinstance(first, dict) and "message" in first:
             return CWL_EVENTS
     return None
+
+
+def _is_array(value: Any) -> bool:
+    if isinstance(value, msgspec.Raw):
+        return memoryview(value)[:1] == b"["  # msgspec keeps a raw value without surrounding space
+    return isinstance(value, list)
 
 
 def _first(value: Any) -> Any:
@@ -121,8 +129,13 @@ def looks_wrapped(document: bytes) -> bool:
 
 def is_wrapped(document: bytes) -> bool:
     """True when ``document`` (one JSON value) is one of the wrapper shapes."""
-    fields = _object(msgspec.Raw(document))
+    fields = _parse(document)
     return fields is not None and _shape(fields) is not None
+
+
+def _parse(document: bytes) -> dict[str, Any] | None:
+    """A JSON object's fields: raw where msgspec reads it, else parsed by Python's json."""
+    return _object(msgspec.Raw(document)) or _lenient(document)
 
 
 class _Unwrap:
@@ -226,13 +239,15 @@ def _lambda(u: _Unwrap, fields: dict[str, Any]) -> None:
     awslogs = _object(fields["awslogs"]) or {}
     data = _plain(awslogs.get("data"))
     try:
-        payload = decode.decompress(base64.b64decode(data, validate=True)) if isinstance(data, str) else None
-    except (binascii.Error, decode.ObjectError) as exc:
-        raise decode.ObjectError(f"awslogs.data is not base64 gzip: {exc}") from exc
-    if payload is None:
-        raise decode.ObjectError("awslogs.data is not a string")
-    for member in payload:
-        _document(u, member)
+        if not isinstance(data, str):
+            raise ValueError("not a string")
+        members = decode.decompress(base64.b64decode(data, validate=True))
+    except (ValueError, binascii.Error, decode.ObjectError) as exc:
+        u.reject(f"Lambda CloudWatch Logs event: awslogs.data is not base64 gzip ({exc})", _bytes(fields["awslogs"]))
+        return
+    for member in members:
+        if not _document(u, member):
+            u.reject("Lambda CloudWatch Logs event: awslogs.data is not a subscription payload", member)
 
 
 def _log_events(u: _Unwrap, events: Any, shape: str, envelope: dict[str, Any]) -> None:
@@ -362,7 +377,7 @@ def decode_array(raws: list[Any]) -> decode.Decoded:
     u = _Unwrap(decode.Decoded())
     for raw in raws:
         text = bytes(raw)
-        fields = _object(raw)
+        fields = _parse(text)
         if fields is not None and _shape(fields) == EVENTBRIDGE:
             _eventbridge(u, fields, text)
         elif not (fields is not None and _shape(fields) is not None and _document(u, text)):
