@@ -176,7 +176,8 @@ class PullTable(Table):
 
 
 class VerifyTable(Table):
-    """`analyzer verify`: the public keys and the parallelism; the trail and its access are [pull]'s. Flags win."""
+    """`analyzer verify` (and `nightly`'s, with [nightly] verify): the public keys and the parallelism; the trail
+    and its access are [pull]'s. Flags win."""
 
     public_keys: Annotated[str | list[str], key(
         "Files `aws cloudtrail list-public-keys` printed (JSON), relative to this file; --public-key wins.",
@@ -292,6 +293,14 @@ class NightlyTable(Table):
     fetch_threads: Annotated[int, key("Concurrent S3 downloads.", "[pull] workers, else 32", ge=1)] | None = None
     timeout: Annotated[Duration, key("Stop (exit 1) when the detections run longer.",
                                      "[detect] timeout, else no limit")] | None = None
+    verify: Annotated[bool, key(
+        "After the detections, verify the window's log integrity (`analyzer verify --data`: the digests the "
+        "dataset recorded, their signatures with [verify] public_keys or ListPublicKeys, the chain, every listed "
+        "log file ingested with its SHA-256); findings are alerts, notified once.", "false")] | None = None
+    verify_source: Annotated[bool, key(
+        "Verify the source itself instead (the trail in S3, or the directory): every log file of the window read "
+        "and hashed again, so a log file deleted after it was ingested is found too (twice the S3 reads).",
+        "false")] | None = None
 
 
 class WatchTable(Table):

@@ -1,6 +1,7 @@
 """`analyzer verify`'s hashing throughput beside `sha256sum` over the same files, in one run.
 
     python bench/verify.py [--events 200000] [--repeat 5] [--threads 2]
+    python bench/verify.py --ingest-cost [--events 200000] [--repeat 5]
 
 CloudTrail digests record the SHA-256 of each log file's *uncompressed* content, so verify inflates
 and hashes (:func:`analyzer.integrity.hashing.file_sha256`). On the generated corpus (``synth``,
@@ -14,6 +15,11 @@ with a warm page cache, interleaved, medians reported:
 - for the record, ``sha256sum`` over the stored ``.json.gz`` (a hash of other bytes: compressed).
 
 The target (issue 16): hashing throughput >= 80 % of ``sha256sum``'s over the same files.
+
+``--ingest-cost``: what recording each object's content SHA-256 costs ingest (issue 16, gap 2). The
+worker side (:func:`analyzer.ingest.batch.process_batch`: decode, build, write Parquet) runs in this
+one process over the same files in 12 MB batches, with the decoder's hashing and with it replaced by
+a hasher that does nothing, interleaved; CPU seconds (``time.process_time``) and wall, medians.
 """
 
 from __future__ import annotations
@@ -142,12 +148,97 @@ def timed(step: Callable[[], None]) -> float:
     return time.perf_counter() - started
 
 
+class _NoHash:
+    """Stands in for hashlib.sha256 in the decoder: the baseline without hashing."""
+
+    def update(self, data: bytes) -> None:
+        pass
+
+    def hexdigest(self) -> str:
+        return ""
+
+
+def ingest_cost(files: list[Path], repeat: int) -> None:
+    import shutil
+    import tempfile
+    import types
+
+    import analyzer.ingest.decode as decode
+    from analyzer.ingest.batch import process_batch
+
+    batches: list[list[tuple[str, int, str, bytes]]] = [[]]
+    size = 0
+    for path in files:
+        data = path.read_bytes()
+        if size >= 12 << 20:
+            batches.append([])
+            size = 0
+        batches[-1].append((str(path), len(data), "v", data))
+        size += len(data)
+    real = decode.hashlib
+    fake = types.SimpleNamespace(sha256=_NoHash)
+
+    def run(hashing: bool) -> tuple[float, float, int]:
+        decode.hashlib = real if hashing else fake  # type: ignore[assignment]
+        folder = Path(tempfile.mkdtemp(dir=OUT))
+        try:
+            cpu, wall = time.process_time(), time.perf_counter()
+            events = 0
+            for n, batch in enumerate(batches):
+                events += process_batch(f"b{n}", batch, str(folder / f"b{n}")).events
+            return time.process_time() - cpu, time.perf_counter() - wall, events
+        finally:
+            decode.hashlib = real  # type: ignore[assignment]
+            shutil.rmtree(folder)
+
+    with open("/proc/loadavg") as load:
+        before = load.read().split()[:3]
+    print(f"ingest cost of the content SHA-256: {len(files):,} files in {len(batches)} batches, one process; "
+          f"load average before: {' '.join(before)}")
+    run(True)  # warm up
+    run(False)
+    from analyzer.ingest.decode import decompress
+
+    def hash_alone() -> float:  # the same hashing on its own: every file inflated, then its members hashed
+        members = [decompress(data) for batch in batches for _, _, _, data in batch]
+        started = time.process_time()
+        for parts in members:
+            sha = real.sha256()
+            for part in parts:
+                sha.update(part)
+            sha.hexdigest()
+        return time.process_time() - started
+
+    alone = statistics.median(hash_alone() for _ in range(repeat))
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    wall: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(repeat):
+        for hashing in (False, True):
+            c, w, events = run(hashing)
+            cpu[hashing].append(c)
+            wall[hashing].append(w)
+    ratios = [h / b for h, b in zip(cpu[True], cpu[False], strict=True)]
+    for hashing in (False, True):
+        print(f"  {'with' if hashing else 'without'} hashing: {statistics.median(cpu[hashing]):.2f} CPU s, "
+              f"{statistics.median(wall[hashing]):.2f} s wall (median of {repeat}; {events:,} events)")
+    print(f"  CPU with / without, per round: {', '.join(f'{r:.3f}' for r in ratios)}; median "
+          f"{statistics.median(ratios):.3f}")
+    print(f"  the SHA-256 alone over the same inflated content: {alone:.3f} CPU s, "
+          f"{alone / statistics.median(cpu[False]):.1%} of ingest's CPU without it")
+    with open("/proc/loadavg") as load:
+        print(f"load average after: {' '.join(load.read().split()[:3])}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ingest-cost", action="store_true", help="the cost of ingest's content SHA-256")
     args = parser.parse_args()
+    if args.ingest_cost:
+        ingest_cost(gz_files(corpus(args.events)), args.repeat)
+        return
 
     root = corpus(args.events)
     files = gz_files(root)

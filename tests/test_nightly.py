@@ -293,3 +293,45 @@ def test_the_documented_configuration_is_valid() -> None:
     sns, webhook = notifiers_from_config(config, environ={"ANALYZER_WEBHOOK_URL": "https://hooks.example.com/x"},
                                          sns_client=object())  # type: ignore[arg-type]
     assert (sns.min_severity, webhook.min_severity) == ("medium", "low")
+
+
+def test_nightly_verify_notifies_a_deleted_log_once(runner: CliRunner, tmp_path: Path, hook: WebhookServer) -> None:
+    """[nightly] verify = true: the window's digests the dataset recorded are verified after the pull; a log
+    file a digest lists but that was deleted before it was ingested is a critical alert, notified once."""
+    import random
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from s3_server import SignedChain, signed_chain
+
+    start = datetime(2026, 11, 20, 0, 0, 31, tzinfo=UTC)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    trail = signed_chain(random.Random(11), key, start=start, hours=6)
+    gone = trail.logs[trail.digests[2]][0]
+    trail.delete(gone)
+    trail.write(tmp_path / "logs")
+    SignedChain.key_file(key, tmp_path / "keys.json", start=start - timedelta(days=1), end=start + timedelta(days=1))
+    config = tmp_path / "analyzer.toml"
+    config.write_text("\n".join([
+        "[nightly]", "workers = 1", "verify = true", "",
+        "[verify]", 'public_keys = "keys.json"', "",
+        "[notify.webhook]", f'url_env = "{HOOK_ENV}"', "include_alerts = true", ""]))
+
+    def integrity() -> list[dict[str, Any]]:
+        return [a for a in hook.alerts() if a["detection_id"].startswith(("log-file", "digest"))]
+
+    first = nightly(runner, tmp_path, config, "--since", "2026-11-19T23:00Z", "--until", "2026-11-20T07:00Z",
+                    source=str(tmp_path / "logs"))
+    assert first.exit_code == 3, first.output  # a critical alert announced
+    assert [(a["detection_id"], a["severity"]) for a in integrity()] == [("log-file-deleted", "critical")]
+    assert gone in integrity()[0]["details"]["object"]
+    report = next((tmp_path / "reports").glob("report-*.md")).read_text()
+    assert "log-file-deleted" in report
+    with AlertState(tmp_path / "data") as state:
+        assert state.runs()[-1].summary["integrity_findings"] == 1
+    again = nightly(runner, tmp_path, config, "--since", "2026-11-19T23:00Z", "--until", "2026-11-20T08:00Z",
+                    source=str(tmp_path / "logs"))  # the next night: found again, not notified again
+    assert again.exit_code == 0, again.output
+    assert len(integrity()) == 1
+    with AlertState(tmp_path / "data") as state:
+        assert state.runs()[-1].summary["integrity_findings"] == 1

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 NIGHTLY_EXIT_CODES = (
     "Exit codes: 0 no alert at or above --fail-on to announce; 3 new alerts at or above --fail-on (or alerts "
     "an earlier run announced but could not deliver, sent now); 4 partial: some objects failed or records were "
-    "quarantined, a notifier failed (its alerts are sent by the next run), or the [posture] section could "
-    "not read an account (4 wins over 3); 5 the window "
+    "quarantined, a notifier failed (its alerts are sent by the next run), the [posture] section could "
+    "not read an account, or [nightly] verify could not check something (4 wins over 3); 5 the window "
     "held no events (a wrong source or dataset, or a quiet account); 1 error (configuration, credentials, "
     "unreadable dataset; nothing recorded); 2 usage error; 130 interrupted (rerun to resume)."
 )
@@ -90,8 +90,11 @@ def _window(result: NightlyResult) -> Any:
 def _print(result: NightlyResult, source: str, note: str | None) -> None:
     if result.pull is not None:
         listing = result.pull.listing
+        digests = (f"; {listing.digests_listed:,} digest files listed, {listing.digests_fetched:,} fetched"
+                   if listing.digests_listed else "")
         stdout.print(f"pull {visible(source)}: {result.pull.window}; listed {listing.objects_listed:,} objects, "
-                     f"fetched {listing.objects_fetched:,} ({listing.bytes_fetched / 1e6:,.1f} MB)", markup=False)
+                     f"fetched {listing.objects_fetched:,} ({listing.bytes_fetched / 1e6:,.1f} MB){digests}",
+                     markup=False)
     else:
         stdout.print(f"ingest {visible(source)}:", markup=False)
     print_summary(result.stats)
@@ -103,6 +106,12 @@ def _print(result: NightlyResult, source: str, note: str | None) -> None:
         f"reported); {result.findings} to report at or above {result.fail_on}", markup=False)
     if result.extent is not None and not result.no_data:
         stdout.print(f"window: {result.extent.describe(_window(result))}", markup=False)
+    if result.verify is not None:
+        checked = result.verify
+        stdout.print(f"verify {visible(checked.target)}: {checked.digests_valid:,}/"
+                     f"{checked.digests_valid + checked.digests_invalid:,} digest files valid, {checked.logs_valid:,}/"
+                     f"{checked.logs_valid + checked.logs_invalid + checked.chain.unhashed:,} log files valid; "
+                     f"{_plural(len(checked.findings), 'finding')} (alerts above)", markup=False)
     for path in result.reports:
         stdout.print(f"report: {visible(str(path.absolute()))}", markup=False)
     late = {p.fingerprint for p in result.delivered_late}
@@ -169,7 +178,9 @@ def nightly_command(
     window never notifies twice, an alert re-notifies only when its severity rises or its events
     double, and an alert a notifier failed to send is sent by the next run. Notifiers: SNS
     (summary plus the alerts as JSON, split to fit 256 KiB) and a Slack-compatible webhook, set by
-    flags or [notify.sns] / [notify.webhook] in the configuration file.
+    flags or [notify.sns] / [notify.webhook] in the configuration file. With [nightly] verify = true,
+    the window's log integrity is verified too (as analyzer verify --data; verify_source = true: the
+    source itself), and its findings are alerts like the others.
 
     Examples:
 
@@ -228,12 +239,17 @@ def nightly_command(
         origin = s3_source(where, pull_config, workers=settings.fetch_threads)  # [pull]: profile, endpoint...
     else:
         origin = Path(where).expanduser()
+    from analyzer.jobs.verify import verify_job
+
+    base = loaded.path.expanduser().parent if loaded.path is not None else Path()
+    verify = verify_job(data, loaded.settings, source=origin, base=base)  # [nightly] verify: log integrity
     with _progress(not quiet, origin) as progress:
         result = run_nightly(
             data, origin, notifiers=notifiers, settings=settings, report_dir=Path(folder) if folder else None,
             since=window.since, until=window.until, now=now, catalogue=catalogue,
             params=loaded.settings.detect.params, allowlist=allowlist, progress=progress,
             posture=posture,  # [posture] in the file: the MFA posture section
+            verify=verify,
         )
     for line in result.warnings:
         stderr.print(f"warning: {visible(line)}", markup=False)

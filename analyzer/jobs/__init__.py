@@ -17,6 +17,9 @@ result, so a notebook gets exactly what the command does::
 - :func:`run_detect`: the catalogue over a window, as a report (``analyzer detect``);
 - :func:`run_nightly`: pull, detect, report, notify what is new (``analyzer nightly``);
 - :func:`run_posture`: who still needs MFA, from IAM and the dataset's sign-ins (``analyzer posture``);
+- :func:`run_verify`: log integrity from CloudTrail's digests, a :class:`VerifyResult` (``analyzer verify``);
+- :func:`run_watch`: S3 notifications from SQS, ingested, detected and announced as they come
+  (``analyzer watch``); :func:`handle_s3_event` does the same for one event (S3 → Lambda, a webhook).
 
 Ctrl-C raises KeyboardInterrupt out of a job, with the worker processes kept quiet; a rerun resumes.
 """
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from analyzer.jobs.progress import Progress
     from analyzer.jobs.pull import PullResult, run_pull
     from analyzer.jobs.sources import s3_source, trail_url
+    from analyzer.jobs.verify import VerifyResult, run_verify
     from analyzer.jobs.watch import EventResult, WatchSettings, WatchStatus, handle_s3_event, run_watch
 else:
     __getattr__, __dir__ = lazy_exports(
@@ -46,6 +50,7 @@ else:
             "analyzer.jobs.pull": ["PullResult", "run_pull"],
             "analyzer.jobs.sources": ["s3_source", "trail_url"],
             "analyzer.jobs.watch": ["EventResult", "WatchSettings", "WatchStatus", "handle_s3_event", "run_watch"],
+            "analyzer.jobs.verify": ["VerifyResult", "run_verify"],
         },
     )
 
@@ -58,6 +63,7 @@ __all__ = [
     "PostureResult",
     "Progress",
     "PullResult",
+    "VerifyResult",
     "WatchSettings",
     "WatchStatus",
     "handle_s3_event",
@@ -66,6 +72,7 @@ __all__ = [
     "run_nightly",
     "run_posture",
     "run_pull",
+    "run_verify",
     "run_watch",
     "s3_source",
     "trail_url",

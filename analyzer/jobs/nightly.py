@@ -8,6 +8,8 @@ through ``analyzer nightly``; notebooks can call it too. The order matters:
 2. **detect** over ``[since, until)``: ``since`` defaults to the end of the last *complete* run minus
    the late-delivery margin (``late_margin``); before any run completed, to where the first
    incomplete run started, or to ``until - first_run_lookback`` (see :func:`detection_window`);
+2b. the **posture** section (``[posture]``) and the **verify** section (``[nightly] verify``: the
+   window's log integrity, :func:`analyzer.jobs.verify.scheduled_verify`), whose findings join the alerts;
 3. **record** the alerts in :mod:`analyzer.alerts.state` (which are new, escalated or grown since
    the last run), then the **report**: ``report-YYYY-MM-DDTHHMMZ.html`` and ``.md`` (named after
    ``until``, marking what is new), written atomically; a rerun of the same window never replaces
@@ -68,6 +70,7 @@ from analyzer.window import TimeLike, Window, parse_time
 
 if TYPE_CHECKING:
     from analyzer.jobs.posture import PostureJob
+    from analyzer.jobs.verify import VerifyJob, VerifyResult
 
 DEFAULT_LATE_MARGIN = timedelta(hours=2)
 DEFAULT_FIRST_RUN_LOOKBACK = timedelta(hours=24)
@@ -158,6 +161,8 @@ class NightlyResult:
     extent: DataExtent | None = None  # what the detection window held
     delivered_late: list[Pending] = field(default_factory=list)  # sent now, announced by an earlier run
     posture_problems: list[str] = field(default_factory=list)  # the posture section's ([posture]): partial
+    verify: VerifyResult | None = None  # the verify section's result ([nightly] verify)
+    verify_problems: list[str] = field(default_factory=list)  # what it could not read or check: partial
 
     @property
     def announced(self) -> list[TrackedAlert]:
@@ -192,7 +197,7 @@ class NightlyResult:
         """4 when ingest was partial or a notifier failed (it wins over 3: alerts may be unsent),
         else 3 when this run announced or delivered alerts at or above ``fail_on``, else 5 when the
         window held no events, else 0."""
-        if self.ingest_partial or self.failed_notifiers or self.posture_problems:
+        if self.ingest_partial or self.failed_notifiers or self.posture_problems or self.verify_problems:
             return ExitCode.PARTIAL
         if self.findings:
             return ExitCode.FINDINGS
@@ -214,6 +219,7 @@ class NightlyResult:
             "reports": [str(p) for p in self.reports],
             "window_events": self.extent.events if self.extent else None,
             "delivered_late": len(self.delivered_late),
+            "integrity_findings": len(self.verify.findings) if self.verify is not None else None,
             "deliveries": {
                 d.notifier: {"sent": len(d.sent), "failed": len(d.failed), "error": d.error} for d in self.deliveries
             },
@@ -306,8 +312,13 @@ def run_nightly(
     allowlist: Allowlist | Mapping[str, Any] | None = None,
     progress: Callable[[Progress], None] | None = None,
     posture: PostureJob | None = None,
+    verify: VerifyJob | None = None,
 ) -> NightlyResult:
     """One nightly run over the dataset at ``data`` (see the module docstring for the steps).
+
+    ``verify`` (:func:`analyzer.jobs.verify.verify_job`): the log integrity section, run over the
+    detection window after the pull; its findings (``log-file-deleted``...) are recorded and notified
+    with the alerts and shown in the report, and what it could not check makes the run partial.
 
     ``posture`` (:func:`analyzer.jobs.posture.nightly_job`): the MFA posture section, run after the
     detections; its findings are recorded and notified with the alerts, its report pair written beside
@@ -348,6 +359,7 @@ def run_nightly(
                 allowlist,
                 progress,
                 posture,
+                verify,
             )
         except BaseException:
             state.finish_run(run_id, status="failed", since=start, until=until, complete=False, now=datetime.now(UTC))
@@ -382,6 +394,7 @@ def _run(
     allowlist: Allowlist | Mapping[str, Any] | None,
     progress: Callable[[Progress], None] | None,
     posture: PostureJob | None = None,
+    verify: VerifyJob | None = None,
 ) -> NightlyResult:
     # 1. pull or ingest
     problems: list[str] = []
@@ -435,6 +448,11 @@ def _run(
     section, posture_problems = nightly_section(posture, now)  # 2b. MFA posture, when [posture] is configured
     alerts = with_findings(run.alerts, section)
     problems += posture_problems
+    from analyzer.jobs.verify import finding_counts, verify_section, with_integrity
+
+    checked, verify_problems = verify_section(verify, window, now)  # 2c. log integrity, when [nightly] verify
+    alerts = with_integrity(alerts, checked)
+    problems += verify_problems
 
     # 3. record (what is new since the last run), then the report that marks it
     tracked = state.record(
@@ -447,7 +465,7 @@ def _run(
         since=start,
         until=until,
         generated_at=datetime.now(UTC),
-        detections=run.counts,
+        detections={**run.counts, **finding_counts(checked)},
         params=run.params,
         changes=[t.change for t in tracked],
         data_start=extent.first,
@@ -506,4 +524,6 @@ def _run(
         extent=extent,
         delivered_late=list(late.values()),
         posture_problems=posture_problems,
+        verify=checked,
+        verify_problems=verify_problems,
     )

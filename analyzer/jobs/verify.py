@@ -9,6 +9,11 @@ and look for log files of the window that none lists (:func:`~analyzer.integrity
 
 Exit codes: 0 everything valid; 3 findings; 4 partial (a prefix, object or region's keys could not
 be read: nothing is claimed about those); 1 an error that stopped the run.
+
+Scheduled jobs (``nightly``, ``watch``) call :func:`scheduled_verify` (or the job :func:`verify_job`
+makes from the configuration): the dataset's recorded digests of a window, or the source itself,
+with what went wrong as problem lines instead of exceptions, and the findings as alerts
+(:meth:`VerifyResult.alerts`) for the alert state, the notifiers and the reports.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from analyzer.errors import ExitCode
+from analyzer.errors import AnalyzerError, ExitCode
 from analyzer.integrity.chain import ChainReport, FoundDigest, LogResult, check_digests, check_logs
 from analyzer.integrity.findings import Finding, alerts
 from analyzer.integrity.keys import KeyRing, keys_from_api, load_key_file
@@ -28,6 +33,9 @@ from analyzer.window import Window
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from analyzer.settings import Settings
+    from analyzer.sources.s3 import S3Source
 
 DEFAULT_WORKERS = 16
 
@@ -168,3 +176,98 @@ def run_verify(
         keys,
         problems,
     )
+
+
+#: What a scheduled job runs: ``job(window, now)`` → (the result, or None when it could not run; problem lines).
+VerifyJob = Callable[[Window, datetime], tuple["VerifyResult | None", list[str]]]
+KeySource = Callable[[Sequence[str], datetime, datetime], KeyRing]
+
+
+def scheduled_verify(
+    data: Path | str,
+    window: Window,
+    *,
+    source: S3Source | Path | str | None = None,
+    keys: KeyRing | None = None,
+    key_source: KeySource | None = None,
+    workers: int = DEFAULT_WORKERS,
+    now: datetime | None = None,
+) -> tuple[VerifyResult | None, list[str]]:
+    """Verify ``window`` for a scheduled job (``nightly``, ``watch``); never raises :class:`AnalyzerError`.
+
+    Without ``source``: the digests the dataset at ``data`` recorded (``verify --data``; ``key_source``
+    is asked only when they were pulled with their signatures). With ``source`` (an
+    :class:`~analyzer.sources.s3.S3Source`, or a directory in the S3 layout): the source itself, every
+    log file read and hashed again. Returns the result (None when verification could not run) and one
+    line per problem (``verify: …``): a scheduled run reports them and is partial, its other work goes on.
+    """
+    from analyzer.integrity.stores import DatasetStore, LocalStore, S3Store
+    from analyzer.sources.s3 import S3Source
+
+    try:
+        store: Store
+        if source is None:
+            dataset = DatasetStore(data)
+            key_source = key_source if dataset.signed else None
+            store = dataset
+        elif isinstance(source, S3Source):
+            store = S3Store(source, workers=workers)
+        else:
+            store = LocalStore(Path(source))
+        result = run_verify(store, window=window, keys=keys, key_source=key_source, workers=workers, now=now)
+    except AnalyzerError as exc:
+        return None, [f"verify: {exc}"]
+    return result, [f"verify: {where}: {reason}" for where, reason in result.problems]
+
+
+def verify_job(
+    data: Path | str, settings: Settings, *, source: S3Source | Path | str | None = None, base: Path | None = None
+) -> VerifyJob | None:
+    """The verify section ``nightly`` (and ``watch``) run when ``[nightly] verify`` (the dataset's digests) or
+    ``verify_source`` (``source`` itself) is on; None when neither is. Public keys: ``[verify] public_keys``
+    (relative to ``base``, the configuration file's folder), else ListPublicKeys with ``[pull] profile``."""
+    table = settings.nightly
+    if not (table.verify or table.verify_source):
+        return None
+    named = settings.verify.public_keys
+    names = [] if named is None else [named] if isinstance(named, str) else list(named)
+    files = [(base or Path()) / Path(p).expanduser() for p in names]
+    keys = public_keys(files)
+    workers = settings.verify.workers or DEFAULT_WORKERS
+    profile = settings.pull.profile
+
+    def from_api(regions: Sequence[str], start: datetime, end: datetime) -> KeyRing:
+        from analyzer.sources.s3 import make_session
+
+        return api_keys(make_session(profile), regions, start, end)
+
+    def job(window: Window, now: datetime) -> tuple[VerifyResult | None, list[str]]:
+        return scheduled_verify(data, window, source=source if table.verify_source else None, keys=keys,
+                                key_source=None if keys is not None else from_api, workers=workers, now=now)
+
+    return job
+
+
+def verify_section(job: VerifyJob | None, window: Window, now: datetime) -> tuple[VerifyResult | None, list[str]]:
+    """Run the section (when there is one): (None, []) without a job."""
+    return job(window, now) if job is not None else (None, [])
+
+
+def with_integrity(alerts: pl.DataFrame, result: VerifyResult | None) -> pl.DataFrame:
+    """``alerts`` and the verification's findings, one frame in the alert shape, most urgent first."""
+    if result is None or not result.findings:
+        return alerts
+    import polars as pl
+
+    from analyzer.alerts.shape import by_urgency
+
+    return by_urgency(pl.concat([alerts, result.alerts().select(alerts.columns)], how="vertical_relaxed"))
+
+
+def finding_counts(result: VerifyResult | None) -> dict[str, int]:
+    """Findings per integrity detection (0 included), for a report's list of what ran; {} without a result."""
+    from analyzer.integrity.findings import DETECTIONS
+
+    if result is None:
+        return {}
+    return {d: sum(f.detection_id == d for f in result.findings) for d in DETECTIONS}
