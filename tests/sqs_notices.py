@@ -123,3 +123,53 @@ def put_log(s3: Any, bucket: str, key: str, records: list[dict[str, Any]]) -> tu
     body = log_object(records)
     response = s3.put_object(Bucket=bucket, Key=key, Body=body)
     return str(response["ETag"]).strip('"'), len(body)
+
+
+class Hook:
+    """A local webhook (127.0.0.1, port 0) that records each JSON body it is posted, and when."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list[dict[str, Any]] = []
+        self.times: list[float] = []
+        self.lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                import time
+
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with hook.lock:
+                    hook.bodies.append(json.loads(body))
+                    hook.times.append(time.time())
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}/services/T000/B000/SECRET"
+
+    def alerts(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [a for body in self.bodies for a in body.get("alerts", [])]
+
+    def __enter__(self) -> Hook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
