@@ -56,6 +56,12 @@ COMPACTED_MARK = "-compacted-"
 #: How long a batch waits for another writer (a nightly pull) to release the dataset.
 WRITER_PATIENCE = 600.0
 _CHUNK = 400
+#: The S3 source's reasons speak of a listing; a watch was told of the object by a notification.
+_NOTIFIED = (
+    ("changed since it was listed (the next pull fetches the new version)",
+     "changed since its notification (not at the ETag it names: the new version's own notification ingests it)"),
+    ("deleted since it was listed", "no such object (deleted since its notification, or never there)"),
+)
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,7 @@ def _ingest(refs: list[ObjectRef], data: Path | str, client: S3Client, settings:
             try:
                 head = source.call(lambda r=ref: client.head_object(Bucket=r.bucket, Key=r.key))  # type: ignore[misc]
             except Exception as exc:
-                result.failed[ref.uri] = describe(exc, GET)
+                result.failed[ref.uri] = _notified(f"cannot read: {describe(exc, GET)}")
                 continue
             etag, size = str(head.get("ETag") or "").strip('"'), int(head.get("ContentLength") or 0)
         objects.append(S3Object(ref.uri, size or 0, etag, ref.key, source))
@@ -213,8 +219,14 @@ def _ingest(refs: list[ObjectRef], data: Path | str, client: S3Client, settings:
         failures = {f.uri: f.reason for f in dataset.manifest.failures(given_up=False)}
         for uri in versions:
             if uri not in result.landed:
-                result.failed[uri] = reasons.get(uri) or failures.get(uri) or "not ingested"
+                result.failed[uri] = _notified(reasons.get(uri) or failures.get(uri) or "not ingested")
         result.since, result.until = _event_range(dataset, sorted(result.landed))
+
+
+def _notified(reason: str) -> str:
+    for listed, notified in _NOTIFIED:
+        reason = reason.replace(listed, notified)
+    return reason
 
 
 def _ingest_waiting(objects: list[S3Object], data: Path | str, settings: StreamSettings,

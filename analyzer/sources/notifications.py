@@ -162,8 +162,8 @@ def _eventbridge(event: Mapping[str, Any]) -> Notice:
         raise NotificationError("EventBridge event without a detail object")
     bucket = _text(_get(detail, "bucket", "name"), "detail.bucket.name")
     key = _text(_get(detail, "object", "key"), "detail.object.key")
-    ref = ObjectRef(bucket, key, _size(_get(detail, "object", "size")), _etag(_get(detail, "object", "etag")),
-                    _time(event.get("time")))
+    etag = _get(detail, "object", "etag") or _get(detail, "object", "eTag")  # AWS documents etag; moto sends eTag
+    ref = ObjectRef(bucket, key, _size(_get(detail, "object", "size")), _etag(etag), _time(event.get("time")))
     if kind != "Object Created":
         return Notice(skipped=[(ref.uri, f"not an object creation ({kind[:60] or 'no detail-type'})")])
     return _checked(ref)
