@@ -20,13 +20,13 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
-def blocks(language: str | None = None) -> list[str]:
-    return [body for lang, body in FENCE.findall(PAGE.read_text()) if language is None or lang == language]
+def blocks(language: str | None = None, page: Path = PAGE) -> list[str]:
+    return [body for lang, body in FENCE.findall(page.read_text()) if language is None or lang == language]
 
 
-def prose() -> str:
+def prose(page: Path = PAGE) -> str:
     """The page without its fenced blocks."""
-    return FENCE.sub("", PAGE.read_text())
+    return FENCE.sub("", page.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +47,18 @@ def help_options(text: str) -> set[str]:
     }
 
 
-def mentioned_options() -> set[str]:
+def mentioned_options(page: Path = PAGE, *, alone: bool = True) -> set[str]:
     """``--x`` in a command line that runs ``analyzer watch`` (code blocks, inline code), and inline code that
     is an option alone (`--once`, `--wait-time 2`); other tools' options (`aws ... --source-arn`) are not ours."""
     found: set[str] = set()
-    lines = [line for body in blocks() for line in body.splitlines()]
-    spans = re.findall(r"`([^`\n]+)`", prose())
+    lines = [line for body in blocks(page=page) for line in body.splitlines()]
+    spans = re.findall(r"`([^`\n]+)`", prose(page))
     for text in [*lines, *spans]:
         command = text.split("#", 1)[0]
         if "analyzer watch" in command:
             found.update(OPTION.findall(command.split("analyzer watch", 1)[1]))
-    found.update(span.split()[0] for span in spans if span.startswith("--"))
+    if alone:  # on the watch page, `--x` alone is a watch option; elsewhere it may be any command's
+        found.update(span.split()[0] for span in spans if span.startswith("--"))
     return found
 
 
@@ -77,6 +78,8 @@ def test_every_watch_option_the_page_names_exists(watch_help: str) -> None:
     known = help_options(watch_help)
     assert {"--queue-url", "--once", "--wait-time", "--visibility-timeout"} <= named  # the parser finds them
     assert not named - known, f"docs/watch.md names options analyzer watch does not have: {sorted(named - known)}"
+    in_readme = mentioned_options(ROOT / "README.md", alone=False)
+    assert "--queue-url" in in_readme and not in_readme - known, sorted(in_readme - known)
 
 
 def test_every_watch_key_the_page_names_exists() -> None:
@@ -106,3 +109,15 @@ def test_the_watch_role_has_the_sqs_permissions_the_command_names(watch_help: st
     assert needed and needed <= granted, f"the watch role lacks {sorted(needed - granted)}"
     assert "s3:GetObject" in granted and "s3:GetObject" in watch_help
     assert {a for a in granted if a.startswith("sqs:")} == needed, "the page grants SQS actions watch does not use"
+
+
+def test_the_readme_links_every_page_in_docs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    unlinked = [p.name for p in sorted((ROOT / "docs").glob("*.md")) if f"(docs/{p.name}" not in readme]
+    assert not unlinked, f"the README's Documentation list misses: {unlinked}"
+
+
+def test_the_readme_says_what_verification_proves_and_needs() -> None:
+    section = (ROOT / "README.md").read_text().split("## Log integrity", 1)[1].split("\n## ", 1)[0]
+    for needed in ("proves", "cannot", "s3:GetObject", "s3:ListBucket", "cloudtrail:ListPublicKeys", "docs/verify.md"):
+        assert needed in section, needed
