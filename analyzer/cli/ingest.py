@@ -122,8 +122,10 @@ def ingest_command(
     """Ingest CloudTrail log files into the Parquet dataset.
 
     Accepts CloudTrail's gzipped {"Records": [...]} files, the same uncompressed, JSON arrays of
-    records and JSON Lines. Objects already ingested are not read again; digest files and
-    non-CloudTrail files are skipped and counted. Ctrl-C stops the run; rerun to resume.
+    records and JSON Lines, and the other shapes CloudTrail travels in (EventBridge events,
+    CloudWatch Logs payloads and exports, lookup-events output, CloudTrail Lake results). Objects
+    already ingested are not read again; digest files hold no events and are recorded for
+    `analyzer verify --data`; non-CloudTrail files are skipped and counted. Ctrl-C stops the run; rerun to resume.
 
     Example: analyzer ingest ./AWSLogs --data ./ctdata
     """

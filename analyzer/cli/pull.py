@@ -107,8 +107,9 @@ def pull_command(
     """Pull CloudTrail logs from S3 into the dataset: only the window's prefixes, only new objects.
 
     Discovers organizations, accounts and regions under AWSLogs/ with delimiter listings, then
-    lists only the YYYY/MM/DD/ folders of the window, in parallel. Digest, Insights and other
-    services' files are never listed. Objects already ingested (same key and ETag) are not fetched
+    lists only the YYYY/MM/DD/ folders of the window, in parallel. The same days' CloudTrail-Digest/
+    files are fetched with their signatures (no events: recorded for `analyzer verify --data`);
+    Insights and other services' files are never listed. Objects already ingested (same key and ETag) are not fetched
     again, so a rerun, or a run after a crash, fetches only what is missing. A denied prefix is
     reported and the rest is pulled (exit 4). Needs s3:ListBucket and s3:GetObject.
 
