@@ -47,11 +47,30 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int, seen: dict[int, float]) -> None:
+    """Note in ``seen`` the CPU seconds (user + system) each process of the tree has used so far."""
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            seen[current] = (int(fields[11]) + int(fields[12])) / _TICK
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                pending.extend(int(c) for c in children.read().split())
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+
+
 @dataclass
 class Run:
     seconds: float
     peak_rss_mb: float
     returncode: int
+    cpu_seconds: float = 0.0  # of the process tree, sampled (a process's last 20 ms may be missed)
 
 
 def run(command: list[str], *, timeout: float | None = None, shell: bool = False, **kwargs: object) -> Run:
@@ -59,12 +78,14 @@ def run(command: list[str], *, timeout: float | None = None, shell: bool = False
     started = time.perf_counter()
     process = subprocess.Popen(command, shell=shell, **kwargs)  # type: ignore[call-overload]
     peak = 0
+    cpu: dict[int, float] = {}
     stop = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not stop.is_set():
             peak = max(peak, tree_rss_kb(process.pid))
+            tree_cpu(process.pid, cpu)
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -77,7 +98,7 @@ def run(command: list[str], *, timeout: float | None = None, shell: bool = False
         code = -9
     stop.set()
     sampler.join()
-    return Run(time.perf_counter() - started, peak / 1024, code)
+    return Run(time.perf_counter() - started, peak / 1024, code, sum(cpu.values()))
 
 
 def median_run(runs: list[Run]) -> Run:

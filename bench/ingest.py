@@ -1,6 +1,6 @@
 """Ingest throughput and memory, against the decompression floor and the DuckDB one-liner.
 
-    python bench/ingest.py [--events 1000000] [--small 200000] [--repeats 3] [--skip-duckdb]
+    python bench/ingest.py [--events 1000000] [--small 200000] [--repeats 3] [--skip-duckdb] [--compare DIR]
 
 Generates (and caches under bench/out/) a corpus of many small gzipped CloudTrail files, reads it
 once so that every measurement starts from a warm page cache, then runs, ``--repeats`` times and
@@ -14,11 +14,15 @@ same files:
   CloudTrail: without it, it fails on a requestID it sampled as a UUID, or on keys that differ
   only by case). It writes final partitioned files, as ingest does. (It is not lossless: it
   re-serialises the JSON it reads, ``1.0e5`` becomes ``100000.0``.)
+- with ``--compare DIR``: ``analyzer ingest`` from another copy of the package (``DIR/analyzer``,
+  e.g. ``git archive HEAD~1 analyzer | tar -x -C DIR``), so that a change is measured against the
+  code before it in the same run.
 
-Each process tree's peak RSS (the process and all its descendants, sampled every 20 ms) is
-recorded. Printed: the median of each, the ratios (median of the per-repeat ratios, so that each
-ratio compares runs made side by side), ingest's own split between ingesting and compacting (from
-its summary), and the load average before and after. A second, smaller corpus (``--small``) shows
+Each process tree's peak RSS and CPU time (the process and all its descendants, sampled every
+20 ms) are recorded: on a shared machine CPU time is the steadier comparison of work done.
+Printed: the median of each, the ratios (median of the per-repeat ratios, so that each ratio
+compares runs made side by side), ingest's own split between ingesting and compacting (from its
+summary), and the load average before and after. A second, smaller corpus (``--small``) shows
 whether peak memory grows with the corpus.
 """
 
@@ -64,12 +68,14 @@ def load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def ingest_run(root: Path, data: Path, *options: str) -> Ingest:
+def ingest_run(root: Path, data: Path, *options: str, source: Path | None = None) -> Ingest:
+    """``analyzer ingest`` into a fresh ``data``; ``source``: a folder holding another copy of the package."""
     shutil.rmtree(data, ignore_errors=True)
     log = data.with_suffix(".log")
+    env = dict(os.environ, PYTHONPATH=str(source)) if source else None  # before the installed package
     with open(log, "wb") as out:
         result = run([sys.executable, "-m", "analyzer", "ingest", str(root), "--data", str(data), *options],
-                     stdout=out, stderr=subprocess.DEVNULL)
+                     stdout=out, stderr=subprocess.DEVNULL, env=env)
     found = _COMPACTED.search(b" ".join(log.read_bytes().split()))  # the console may wrap lines
     return Ingest(result, float(found.group(1).replace(b",", b"")) if found else 0.0)
 
@@ -83,14 +89,15 @@ def duckdb_run(root: Path) -> Run:
 
 def line(label: str, runs: list[Run], events: int, megabytes: float) -> str:
     seconds = statistics.median(r.seconds for r in runs)
+    cpu = statistics.median(r.cpu_seconds for r in runs)
     peak = max(r.peak_rss_mb for r in runs)
     text = (f"{label:<26} {seconds:8.2f} s  {events / seconds:>10,.0f} events/s  {megabytes / seconds:7.1f} MB/s  "
-            f"peak RSS {peak:6.0f} MB   (runs: {', '.join(f'{r.seconds:.2f}' for r in runs)})")
+            f"CPU {cpu:7.2f} s  peak RSS {peak:6.0f} MB   (runs: {', '.join(f'{r.seconds:.2f}' for r in runs)})")
     failed = [r.returncode for r in runs if r.returncode not in (0,)]
     return text + (f"  [exit {failed}]" if failed else "")
 
 
-def measure(events: int, *, duckdb: bool, repeats: int) -> list[Ingest]:
+def measure(events: int, *, duckdb: bool, repeats: int, compare: Path | None = None) -> list[Ingest]:
     root = corpus(events)
     files = gz_files(root)
     megabytes = uncompressed_bytes(files) / 1e6  # also warms the page cache
@@ -99,19 +106,30 @@ def measure(events: int, *, duckdb: bool, repeats: int) -> list[Ingest]:
     floors: list[Run] = []
     ours: list[Ingest] = []
     liners: list[Run] = []
+    others: list[Ingest] = []
     for _ in range(repeats):
         floors.append(run(f"find {root} -name '*.json.gz' -print0 | xargs -0 -P 2 -n 500 zcat > /dev/null",
                           shell=True))
         ours.append(ingest_run(root, OUT / "ingest-data"))
+        if compare:
+            others.append(ingest_run(root, OUT / "ingest-compare-data", source=compare))
         if duckdb:
             liners.append(duckdb_run(root))
         print(f"  repeat {len(ours)}: zcat {floors[-1].seconds:.2f} s, ingest {ours[-1].run.seconds:.2f} s"
+              + (f", compared {others[-1].run.seconds:.2f} s" if compare else "")
               + (f", one-liner {liners[-1].seconds:.2f} s" if duckdb else "") + f"; {load()}", flush=True)
     print(line("zcat (2 processes, floor)", floors, events, megabytes))
     print(line("analyzer ingest", [o.run for o in ours], events, megabytes))
     compacting = statistics.median(o.compact_seconds for o in ours)
     ingesting = statistics.median(o.run.seconds - o.compact_seconds for o in ours)
     print(f"{'':<26} of which ingest {ingesting:.2f} s, compaction {compacting:.2f} s (medians)")
+    if compare:
+        print(line("ingest from --compare", [o.run for o in others], events, megabytes))
+        speed = statistics.median(c.run.seconds / o.run.seconds for c, o in zip(others, ours, strict=True))
+        work = statistics.median(c.run.cpu_seconds / max(o.run.cpu_seconds, 1e-9)
+                                 for c, o in zip(others, ours, strict=True))
+        print(f"{'':<26} analyzer ingest runs at {speed:.2f}x the speed of --compare {compare}, "
+              f"using {1 / max(work, 1e-9):.2f}x its CPU time")
     if duckdb:
         print(line("duckdb one-liner", liners, events, megabytes))
     floor_ratio = statistics.median(f.seconds / o.run.seconds for f, o in zip(floors, ours, strict=True))
@@ -119,8 +137,11 @@ def measure(events: int, *, duckdb: bool, repeats: int) -> list[Ingest]:
     if duckdb:
         ratio = statistics.median(d.seconds / o.run.seconds for d, o in zip(liners, ours, strict=True))
         memory = max(o.run.peak_rss_mb for o in ours) / max(max(d.peak_rss_mb for d in liners), 1)
+        cpu = statistics.median(d.cpu_seconds / max(o.run.cpu_seconds, 1e-9) for d, o in zip(liners, ours, strict=True))
         print(f"{'':<26} analyzer ingest runs at {ratio:.2f}x the speed of the DuckDB one-liner "
               f"(goal >= 2x), at {memory:.2f}x its peak memory")
+        print(f"{'':<26} the one-liner uses {cpu:.2f}x the CPU time of analyzer ingest (process trees; less "
+              f"sensitive to the other load on the machine than wall time)")
     print(f"after: {load()}", flush=True)
     return ours
 
@@ -131,8 +152,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=200_000, help="a second corpus for the memory check (0: none)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each contestant (medians are reported)")
     parser.add_argument("--skip-duckdb", action="store_true")
+    parser.add_argument("--compare", type=Path, help="a folder holding another copy of the package, also measured")
     args = parser.parse_args()
-    big = measure(args.events, duckdb=not args.skip_duckdb, repeats=args.repeats)
+    big = measure(args.events, duckdb=not args.skip_duckdb, repeats=args.repeats, compare=args.compare)
     if args.small:
         small = measure(args.small, duckdb=False, repeats=args.repeats)
         big_peak = max(o.run.peak_rss_mb for o in big)
