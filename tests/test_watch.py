@@ -343,6 +343,56 @@ def test_a_message_is_deleted_only_after_its_objects_are_committed(
     assert all(committed for _, committed in seen), seen
 
 
+def test_a_long_batch_keeps_its_messages_invisible(runner: CliRunner, tmp_path: Path, aws: Aws, hook: Hook) -> None:
+    """A batch waiting 4s for another writer, with a 2s visibility timeout: the heartbeat extends it, so a
+    second consumer polling meanwhile receives nothing, and the batch then lands and is deleted."""
+    import threading
+
+    made = put_signins(aws, 2)
+    for key, etag, size, _ in made:
+        aws.send(s3_event(BUCKET, key, etag, size))
+    data = tmp_path / "data"
+    stolen: list[str] = []
+    held = threading.Event()
+
+    def other_writer_and_consumer() -> None:
+        with Dataset(data) as dataset:
+            dataset.lock()
+            held.set()
+            wait_for(lambda: counts(aws.sqs, aws.queue) == (0, 2), 30, "the watch to receive the messages")
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                response = aws.sqs.receive_message(QueueUrl=aws.queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+                for message in response.get("Messages") or []:
+                    stolen.append(message["Body"])  # left as received: visible again later
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=other_writer_and_consumer)
+    thread.start()
+    held.wait(10)
+    try:
+        result = watch(runner, aws, data, write_config(tmp_path), "--visibility-timeout", "2")
+    finally:
+        thread.join()
+    assert stolen == []
+    assert result.exit_code == 3, result.output
+    assert sorted(event_ids(data)) == sorted(i for *_, ids in made for i in ids)
+    assert counts(aws.sqs, aws.queue) == (0, 0)
+
+
+def test_small_batches_are_compacted_by_file_count(runner: CliRunner, tmp_path: Path, aws: Aws, hook: Hook) -> None:
+    """One object a batch, [watch] compact_files = 2: the day never holds more than a few files."""
+    made = put_signins(aws, 6)
+    for key, etag, size, _ in made:
+        aws.send(s3_event(BUCKET, key, etag, size))
+    data = tmp_path / "data"
+    result = watch(runner, aws, data, write_config(tmp_path, batch_messages=1, compact_files=2))
+    assert result.exit_code == 3, result.output
+    files = list(data.glob("event_date=*/*.parquet"))
+    assert 1 <= len(files) <= 3, files
+    assert sorted(event_ids(data)) == sorted(i for *_, ids in made for i in ids)
+
+
 # -- the Lambda entry point --------------------------------------------------------------------------------------------
 def lambda_sqs_event(bodies: list[str]) -> dict[str, Any]:
     """What an SQS trigger hands a Lambda function."""
