@@ -335,6 +335,9 @@ class WatchTable(Table):
     workers: Annotated[int, key("Ingest worker processes per batch (1: in the watch process).", "1",
                                 ge=1)] | None = None
     fetch_threads: Annotated[int, key("Concurrent S3 downloads per batch.", "8", ge=1, le=512)] | None = None
+    verify: Annotated[bool, key(
+        "When a batch ingested digest files, verify their hours as [nightly] verify does (the log files they list "
+        "and not yet ingested are fetched first); findings are alerts, notified once.", "false")] | None = None
 
 
 class SnsTable(Table):

@@ -145,7 +145,7 @@ def watch_command(
     from analyzer.alerts.notify import notifiers_from_config, parse_topic_arn
     from analyzer.jobs.interrupt import quiet_workers_on_ctrl_c
     from analyzer.jobs.stream import Detection
-    from analyzer.jobs.watch import WatchSettings, run_watch
+    from analyzer.jobs.watch import WatchSettings, run_watch, watch_verify_job
     from analyzer.sources.s3 import make_client, make_session
     from analyzer.sources.sqs import Queue, check_queue_url, make_sqs_client
 
@@ -180,6 +180,8 @@ def watch_command(
     )
     queue = Queue(make_sqs_client(url, session=session, endpoint_url=endpoint_url or table.endpoint_url), url)
     s3_client = make_client(session, endpoint_url=endpoint_url or pull.endpoint_url, pool=settings.fetch_threads)
+    base = loaded.path.expanduser().parent if loaded.path is not None else Path()
+    verify = watch_verify_job(data, loaded.settings, base=base)  # [watch] verify: each batch's digests' hours
     if settings.workers and settings.workers > 1:
         quiet_workers_on_ctrl_c()
     stop = threading.Event()
@@ -189,7 +191,7 @@ def watch_command(
 
     with stop_on_signals(stop), watch_status(not quiet) as progress:
         status = run_watch(queue, data, s3_client=s3_client, notifiers=notifiers, settings=settings,
-                           detection=detection, once=once, stop=stop, progress=progress, log=log)
+                           detection=detection, once=once, stop=stop, progress=progress, log=log, verify=verify)
     if not quiet:
         _print(status)
     if status.interrupted:
@@ -203,6 +205,9 @@ def _print(status: WatchStatus) -> None:
         f"objects: {status.objects:,} ingested, {status.unchanged:,} already in the dataset, {status.skipped:,} "
         f"skipped (not CloudTrail logs), {status.failed_objects:,} failed; {status.quarantined:,} records "
         f"quarantined; {status.tests:,} test events; {status.released:,} messages released", markup=False)
+    if status.verified or status.integrity_findings:
+        stdout.print(f"verify: {status.verified:,} digest files checked, {status.integrity_findings:,} integrity "
+                     "findings", markup=False)
     for delivery in status.deliveries:
         if delivery.ok and delivery.sent:
             stdout.print(f"notify {visible(delivery.label)}: {len(delivery.sent):,} alert(s) sent in the last batch",

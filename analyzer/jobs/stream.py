@@ -37,6 +37,7 @@ from analyzer.alerts.state import DEFAULT_GROWTH, AlertState, TrackedAlert
 from analyzer.errors import AnalyzerError
 from analyzer.ingest.decode import MAX_OBJECT_BYTES
 from analyzer.ingest.pipeline import IngestStats, ingest_objects
+from analyzer.integrity.digest import is_digest_key
 from analyzer.sources.notifications import Notice, NotificationError, ObjectRef, parse_event, parse_message, unique
 from analyzer.sources.s3 import GET, S3Object, S3Source, describe
 from analyzer.store.compact import COMPACT_FILE_ROWS, CompactStats, compact
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
     from analyzer.detect import Allowlist, Catalogue
     from analyzer.detect.params import Overrides
+    from analyzer.jobs.verify import VerifyJob, VerifyResult
+    from analyzer.window import Window
 
 DEFAULT_COMPACT_FILES = 32
 DEFAULT_COMPACT_AFTER = timedelta(minutes=30)
@@ -116,6 +119,7 @@ class BatchResult:
     alerts: list[TrackedAlert] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     compaction: CompactStats | None = None
+    verify: VerifyResult | None = None  # the digests' period verified ([watch] verify), when digests landed
     problems: list[str] = field(default_factory=list)  # detection or delivery trouble (one line each)
     fail_on: str = "high"
 
@@ -154,9 +158,15 @@ def run_batch(
     detection: Detection | None = None,
     now: Callable[[], datetime] | None = None,
     stop: threading.Event | None = None,
+    verify: VerifyJob | None = None,
 ) -> BatchResult:
     """Settle ``items`` (see the module docstring). Raises :class:`AnalyzerError` only for what stops
-    every batch (the dataset cannot be opened); everything else is in the result."""
+    every batch (the dataset cannot be opened); everything else is in the result.
+
+    ``verify`` (:func:`analyzer.jobs.verify.verify_job`, ``[watch] verify``): when the batch committed
+    digest files, the log files they list that are not in the dataset yet are fetched (their own
+    notifications may not have come yet: only one S3 no longer has is missing), then the digests'
+    period is verified and the findings announced with the alerts."""
     settings = settings or StreamSettings()
     clock = now or (lambda: datetime.now(UTC))
     result = BatchResult(fail_on=settings.fail_on)
@@ -176,6 +186,16 @@ def run_batch(
     result.newest = max(times) if times else None
     if refs:
         _ingest(refs, data, s3_client, settings, result, stop)
+    integrity: Window | None = None
+    if verify is not None and result.landed:
+        integrity, unlisted = _digests_landed(data, result.landed)
+        if integrity is not None and unlisted:  # a listed log not in the dataset is only "deleted" if S3 says so
+            _ingest(unlisted, data, s3_client, settings, result, stop)
+            for ref in unlisted:
+                result.failed.pop(ref.uri, None)  # no message named it; verify reports it (log-file-deleted)
+    if result.landed:
+        with Dataset(data) as dataset:
+            result.since, result.until = _event_range(dataset, sorted(result.landed))
     for index, notice in notices.items():
         reasons = [f"{ref.uri}: {result.failed.get(ref.uri, 'not ingested')}" for ref in notice.objects
                    if ref.uri not in result.landed]
@@ -184,8 +204,8 @@ def run_batch(
         else:
             result.done.append(items[index].key)
     if result.landed:
-        _detect_and_announce(data, sorted(result.landed), notifiers, settings, detection or Detection(), clock(),
-                             result)
+        _detect_and_announce(data, notifiers, settings, detection or Detection(), clock(), result,
+                             verify=verify if integrity is not None else None, integrity=integrity)
     if result.stats.ingested:
         result.compaction = compact_due(data, settings, now=time.time())
     return result
@@ -194,6 +214,7 @@ def run_batch(
 # -- 1. ingest ----------------------------------------------------------------------------------------------------
 def _ingest(refs: list[ObjectRef], data: Path | str, client: S3Client, settings: StreamSettings,
             result: BatchResult, stop: threading.Event | None) -> None:
+    """Ingest ``refs``; adds to ``result``'s stats, ``landed`` (in the manifest at their ETag) and ``failed``."""
     sources: dict[str, S3Source] = {}
     objects: list[S3Object] = []
     for ref in refs:
@@ -208,19 +229,65 @@ def _ingest(refs: list[ObjectRef], data: Path | str, client: S3Client, settings:
                 result.failed[ref.uri] = _notified(f"cannot read: {describe(exc, GET)}")
                 continue
             etag, size = str(head.get("ETag") or "").strip('"'), int(head.get("ContentLength") or 0)
-        objects.append(S3Object(ref.uri, size or 0, etag, ref.key, source))
+        # a digest is read with its S3 metadata (x-amz-meta-signature), as pull reads it
+        objects.append(S3Object(ref.uri, size or 0, etag, ref.key, source, digest=is_digest_key(ref.key)))
     versions = {obj.uri: obj.version for obj in objects}
     if not objects:
         return
-    result.stats = _ingest_waiting(objects, data, settings, stop)
-    reasons = dict(result.stats.failures)
+    stats = _ingest_waiting(objects, data, settings, stop)
+    result.stats = _merged(result.stats, stats) if result.stats.processed or result.stats.unchanged else stats
+    reasons = dict(stats.failures)
     with Dataset(data) as dataset:
-        result.landed = dataset.manifest.done(list(versions.items()))
+        landed = dataset.manifest.done(list(versions.items()))
+        result.landed |= landed
         failures = {f.uri: f.reason for f in dataset.manifest.failures(given_up=False)}
         for uri in versions:
-            if uri not in result.landed:
+            if uri not in landed:
                 result.failed[uri] = _notified(reasons.get(uri) or failures.get(uri) or "not ingested")
-        result.since, result.until = _event_range(dataset, sorted(result.landed))
+
+
+def _merged(first: IngestStats, second: IngestStats) -> IngestStats:
+    """Two ingest runs' counters as one (a batch that also fetched the logs its digests list)."""
+    merged = IngestStats()
+    for name in ("planned_objects", "planned_bytes", "unchanged", "same_content", "retried", "ingested", "skipped",
+                 "failed", "events", "quarantined", "duplicates", "bytes_read", "bytes_uncompressed"):
+        setattr(merged, name, getattr(first, name) + getattr(second, name))
+    for name in ("rewrites", "failures", "skips", "warnings"):
+        setattr(merged, name, [*getattr(first, name), *getattr(second, name)])
+    merged.still_failing = second.still_failing
+    merged.started, merged.finished = first.started, second.finished
+    return merged
+
+
+def _digests_landed(data: Path | str, uris: set[str]) -> tuple[Window | None, list[ObjectRef]]:
+    """The period the digests among ``uris`` cover, and the log files they list that the dataset has
+    not ingested (yet: their own notifications may come later), to fetch before verifying."""
+    from analyzer.window import Window
+
+    digests = sorted(uri for uri in uris if is_digest_key(uri))
+    if not digests:
+        return None, []
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    listed: dict[str, ObjectRef] = {}
+    with Dataset(data) as dataset:
+        db = dataset.manifest.db
+        for start in range(0, len(digests), _CHUNK):
+            chunk = digests[start:start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for first, last in db.execute(f"select start_time, end_time from digests where uri in ({marks})",  # noqa: S608
+                                          chunk):
+                starts.append(_parse_time(first) or datetime.max.replace(tzinfo=UTC))
+                ends.append(_parse_time(last) or datetime.min.replace(tzinfo=UTC))
+            for bucket, key in db.execute(f"select bucket, key from digest_logs where digest_uri in ({marks})",  # noqa: S608
+                                          chunk):
+                ref = ObjectRef(str(bucket), str(key))
+                listed[ref.uri] = ref
+        known = dataset.manifest.known(list(listed))
+    if not starts:
+        return None, []
+    window = Window(min(starts), max(ends)) if min(starts) < max(ends) else None
+    return window, [ref for uri, ref in listed.items() if uri not in known]
 
 
 def _notified(reason: str) -> str:
@@ -271,19 +338,32 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 # -- 3./4. detect and announce --------------------------------------------------------------------------------------
-def _detect_and_announce(data: Path | str, uris: list[str], notifiers: Sequence[Notifier], settings: StreamSettings,
-                         detection: Detection, now: datetime, result: BatchResult) -> None:
-    if result.since is None or result.until is None:
-        return
-    since, until = result.since, result.until + timedelta(microseconds=1)
-    try:
-        run = detect(data, since, until, detection, timeout=settings.timeout)
-    except AnalyzerError as exc:  # the objects are in: nightly's window covers them; say so
-        result.problems.append(f"detections over {since:%Y-%m-%dT%H:%M:%SZ} → {until:%Y-%m-%dT%H:%M:%SZ} "
-                               f"failed (nightly will cover them): {exc}")
+def _detect_and_announce(data: Path | str, notifiers: Sequence[Notifier], settings: StreamSettings,
+                         detection: Detection, now: datetime, result: BatchResult, *,
+                         verify: VerifyJob | None = None, integrity: Window | None = None) -> None:
+    alerts: Any = None
+    since = until = None
+    if result.since is not None and result.until is not None:
+        since, until = result.since, result.until + timedelta(microseconds=1)
+        try:
+            alerts = detect(data, since, until, detection, timeout=settings.timeout).alerts
+        except AnalyzerError as exc:  # the objects are in: nightly's window covers them; say so
+            result.problems.append(f"detections over {since:%Y-%m-%dT%H:%M:%SZ} → {until:%Y-%m-%dT%H:%M:%SZ} "
+                                   f"failed (nightly will cover them): {exc}")
+    if verify is not None and integrity is not None:
+        from analyzer.jobs.verify import verify_section, with_integrity
+
+        checked, problems = verify_section(verify, integrity, now)
+        result.verify = checked
+        result.problems += problems
+        if checked is not None and checked.findings:
+            alerts = with_integrity(alerts, checked) if alerts is not None else checked.alerts()
+        since = min(since, integrity.since) if since and integrity.since else since or integrity.since
+        until = max(until, integrity.until) if until and integrity.until else until or integrity.until
+    if alerts is None:
         return
     with AlertState(data) as state:
-        result.alerts = state.record(run.alerts, subscribers={n.name: n.min_severity for n in notifiers}, now=now,
+        result.alerts = state.record(alerts, subscribers={n.name: n.min_severity for n in notifiers}, now=now,
                                      growth=settings.renotify_growth)
         result.deliveries = deliver(state, notifiers, NotifyContext(since=since, until=until), now=now)
         state.prune(now - settings.forget_alerts_after)

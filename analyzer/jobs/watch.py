@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from analyzer.alerts.notify import Delivery, Notifier
+    from analyzer.jobs.verify import VerifyJob
     from analyzer.settings import Settings
 
 MAX_LISTED = 200  # problems and failing messages kept in a status (the rest are counted)
@@ -125,6 +126,8 @@ class WatchStatus:
     quarantined: int = 0
     events: int = 0
     alerts: int = 0  # announced
+    verified: int = 0  # digest files checked by [watch] verify
+    integrity_findings: int = 0  # found by [watch] verify (announced once, with the alerts)
     findings: int = 0  # announced at or above fail_on
     newest: datetime | None = None  # the newest object's creation (or its message's sending) time
     lag: float | None = None  # seconds from the newest object's creation to its batch's alerts, last batch
@@ -169,10 +172,13 @@ def run_watch(
     stop: threading.Event | None = None,
     progress: Callable[[WatchStatus], None] | None = None,
     log: Callable[[str], None] | None = None,
+    verify: VerifyJob | None = None,
 ) -> WatchStatus:
     """Consume ``queue`` into the dataset at ``data`` until ``stop`` is set (or, with ``once``, until
     a receive comes back empty). ``log`` gets one line per failing message and per problem as they
-    happen. Raises :class:`AnalyzerError` for what stops it (the queue is unreachable or denied)."""
+    happen. ``verify`` (``[watch] verify``, :func:`watch_verify_job`): the period of each batch's digest
+    files verified, the findings announced with the alerts (see :func:`~analyzer.jobs.stream.run_batch`).
+    Raises :class:`AnalyzerError` for what stops it (the queue is unreachable or denied)."""
     settings = settings or WatchSettings()
     stop = stop or threading.Event()
     status = WatchStatus()
@@ -197,7 +203,8 @@ def run_watch(
                 tell(status)
                 continue
             tell(status)
-            _settle(queue, beat, batch, data, s3_client, notifiers, stream, settings, detection, stop, status, say)
+            _settle(queue, beat, batch, data, s3_client, notifiers, stream, settings, detection, stop, status, say,
+                    verify)
             last_retry = time.monotonic()
             tell(status)
     status.interrupted = stop.is_set()
@@ -228,12 +235,12 @@ def _gather(queue: Queue, beat: Heartbeat, settings: WatchSettings, stop: thread
 def _settle(queue: Queue, beat: Heartbeat, batch: list[Message], data: Path | str, s3_client: S3Client,
             notifiers: Sequence[Notifier], stream: StreamSettings, settings: WatchSettings,
             detection: Detection | None, stop: threading.Event, status: WatchStatus,
-            say: Callable[[str], None]) -> None:
+            say: Callable[[str], None], verify: VerifyJob | None = None) -> None:
     by_receipt = {m.receipt: m for m in batch}
     items = [Item(m.receipt, m.body, m.receive_count) for m in batch]
     try:
         result = run_batch(items, data, s3_client=s3_client, notifiers=notifiers, settings=stream,
-                           detection=detection, stop=stop)
+                           detection=detection, stop=stop, verify=verify)
     except AnalyzerError as exc:  # the batch did not run (another writer kept the dataset, a broken dataset)
         if stop.is_set():
             _release(queue, beat, batch, status)
@@ -274,6 +281,9 @@ def _account(status: WatchStatus, result: BatchResult, batch: list[Message], say
     status.events += stats.events
     status.alerts += len(result.announced)
     status.findings += result.findings
+    if result.verify is not None:
+        status.verified += result.verify.digests_valid + result.verify.digests_invalid
+        status.integrity_findings += len(result.verify.findings)
     sent = [m.sent_at for m in batch if m.sent_at is not None]
     newest = result.newest or (max(sent) if sent else None)
     if newest is not None:
@@ -313,6 +323,19 @@ def _release(queue: Queue, beat: Heartbeat, batch: list[Message], status: WatchS
         status.released += len(batch)
 
 
+def watch_verify_job(data: Path | str, settings: Settings, *, base: Path | None = None) -> VerifyJob | None:
+    """``[watch] verify``: nightly's verify section (:func:`analyzer.jobs.verify.verify_job`) over the
+    digests the dataset recorded, with ``[verify]``'s public keys (else ListPublicKeys); None when off."""
+    import msgspec
+
+    from analyzer.jobs.verify import verify_job
+
+    if not settings.watch.verify:
+        return None
+    nightly = msgspec.structs.replace(settings.nightly, verify=True, verify_source=False)
+    return verify_job(data, msgspec.structs.replace(settings, nightly=nightly), base=base)
+
+
 # -- the Lambda / webhook entry point -------------------------------------------------------------------------------
 @dataclass
 class EventResult:
@@ -348,6 +371,7 @@ def handle_s3_event(
     config: Path | str | Mapping[str, Any] | None = None,
     settings: StreamSettings | None = None,
     detection: Detection | None = None,
+    verify: VerifyJob | None = None,
 ) -> EventResult:
     """Ingest, detect and announce what ``event`` announces: an S3 event notification, an SNS
     notification or an EventBridge "Object Created" event, or a Lambda event wrapping them (an SQS
@@ -361,7 +385,8 @@ def handle_s3_event(
 
     ``config`` (a file, or a parsed mapping; default: ``$ANALYZER_CONFIG`` and the usual places)
     gives ``[notify.*]`` (unless ``notifiers`` is given), ``[watch]`` and the detections' parameters
-    and allowlist. ``s3_client`` defaults to one on ``[pull]``'s profile and endpoint.
+    and allowlist. ``s3_client`` defaults to one on ``[pull]``'s profile and endpoint. With ``[watch]
+    verify`` (or ``verify``, a :func:`watch_verify_job`) the digest files the event names are verified.
     """
     loaded = _config(config)
     if settings is None:
@@ -377,8 +402,11 @@ def handle_s3_event(
 
         pull = loaded.settings.pull
         s3_client = make_client(make_session(pull.profile), endpoint_url=pull.endpoint_url, pool=settings.fetch_threads)
+    if verify is None:
+        verify = watch_verify_job(data, loaded.settings, base=loaded.path.expanduser().parent if loaded.path else None)
     items = _event_items(event)
-    result = run_batch(items, data, s3_client=s3_client, notifiers=notifiers, settings=settings, detection=detection)
+    result = run_batch(items, data, s3_client=s3_client, notifiers=notifiers, settings=settings, detection=detection,
+                       verify=verify)
     return EventResult(result, [(str(key), why) for key, why in result.failing])
 
 
