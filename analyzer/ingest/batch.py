@@ -206,7 +206,8 @@ class _Output:
         table = pa.concat_tables(self.tables)
         self.tables, self.pending = [], 0
         self.events += table.num_rows
-        self.rows.update(table["source_object"].to_pylist())
+        counts = pc.value_counts(table["source_object"])  # not a Python string per row
+        self.rows.update(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)))
         self.files.extend(write_batch(table, self.folder, sequence=self.sequence))
         self.sequence += 1
 

@@ -49,7 +49,7 @@ WHITESPACE = b" \t\r\n"
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
 LARGE_OBJECT_BYTES = 64 * 1024 * 1024
-#: The default cap on one object's uncompressed size (``ingest(max_object_bytes=...)``,
+#: The default cap on one object's uncompressed size (``ingest_objects(max_object_bytes=)``,
 #: ``--max-object-size``). CloudTrail delivers a file about every five minutes per account and
 #: region, far below this; anything larger is failed by name rather than allowed to exhaust memory.
 MAX_OBJECT_BYTES = 512 * 1024 * 1024
