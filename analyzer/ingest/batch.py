@@ -206,8 +206,7 @@ class _Output:
         table = pa.concat_tables(self.tables)
         self.tables, self.pending = [], 0
         self.events += table.num_rows
-        counts = pc.value_counts(table["source_object"])  # not a Python string per row
-        self.rows.update(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)))
+        self.rows.update(table["source_object"].to_pylist())
         self.files.extend(write_batch(table, self.folder, sequence=self.sequence))
         self.sequence += 1
 

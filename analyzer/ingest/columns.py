@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import accumulate, repeat
 from operator import is_not, length_hint
@@ -45,24 +44,16 @@ def _transpose(structs: Any) -> list[tuple[Any, ...]]:
     return list(zip(*map(astuple, structs), strict=True))
 
 
-_BITS = bytes.maketrans(b"\x00\x01", b"01")
-
-
-def _bitmap(flags: bytes) -> pa.Buffer | None:
-    """An Arrow validity bitmap from one byte per value (0: absent, 1: present); None if all are
-    present. Packed through a Python int, in C (measured: a tenth of a compute cast's overhead)."""
-    if not flags.count(0):
-        return None
-    bits = int(flags[::-1].translate(_BITS), 2)  # bit i is value i: Arrow's order (LSB first)
-    return pa.py_buffer(bits.to_bytes((len(flags) + 7) // 8, "little"))
-
-
 def _blob_array(values: list[Any]) -> pa.Array:
     """JSON texts (``msgspec.Raw``, or None for absent) as a string array, without a bytes object
     per value: the texts are joined once and their offsets accumulated, both in C."""
     data = b"".join(filter(None, values))  # a JSON text is never empty
     offsets = array("q", accumulate(map(length_hint, values), initial=0))  # None: 0
-    validity = _bitmap(bytes(map(is_not, values, repeat(None))))
+    flags = bytes(map(is_not, values, repeat(None)))
+    validity = None
+    if flags.count(0):
+        validity = pc.cast(pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(flags)]),
+                           pa.bool_()).buffers()[1]
     blobs = pa.Array.from_buffers(pa.large_binary(), len(values),
                                   [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
     return blobs.cast(pa.string())  # checks UTF-8: the decoder sends invalid UTF-8 down the lenient path
@@ -83,13 +74,12 @@ class _Leaf:
         self.values: list[Any] = []  # scalars, JSON bytes, or (for structs) validity flags
         self.arrays: list[pa.Array] = []  # the groups converted so far
 
-    def add(self, values: Sequence[Any]) -> None:
+    def add(self, values: tuple[Any, ...]) -> None:
         if self.children:
             present = list(map(is_not, values, repeat(None)))
             self.values.extend(present)
             if not all(present):
-                empty = self.empty
-                values = [empty if value is None else value for value in values]
+                values = tuple(self.empty if value is None else value for value in values)
             for child, column in zip(self.children, _transpose(values), strict=True):
                 child.add(column)
         else:  # JSON blobs stay msgspec.Raw (views of the object's text) until converted
@@ -99,8 +89,8 @@ class _Leaf:
         """The values not yet converted, as one array (nothing changes here: see :meth:`keep`)."""
         if self.children:
             children = [child.convert() for child in self.children]
-            return pa.Array.from_buffers(self.field.type, len(self.values), [_bitmap(bytes(self.values))],
-                                         children=children)
+            mask = pc.invert(pa.array(self.values, pa.bool_()))
+            return pa.StructArray.from_arrays(children, fields=list(self.field.type), mask=mask)
         if self.json:
             return _blob_array(self.values)
         return pa.array(self.values, pa.string() if self.text else self.field.type)

@@ -40,15 +40,11 @@ class ProgressMarker:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(folder / MARKER_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self._size = 0
 
     def _write(self, state: str) -> None:
-        data = f"{os.getpid()} {state}".encode("utf-8", "surrogateescape")
-        # padded with spaces to the longest line so far: one write covers what was there, no
-        # truncate call (one system call per object, not two)
-        data = data.ljust(self._size - 1) + b"\n"
-        self._size = len(data)
+        data = f"{os.getpid()} {state}\n".encode("utf-8", "surrogateescape")
         os.pwrite(self._fd, data, 0)
+        os.ftruncate(self._fd, len(data))
 
     def at(self, position: int, uri: str = "") -> None:
         self._write(f"object {position} {uri}")
