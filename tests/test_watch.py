@@ -252,6 +252,26 @@ def test_redelivered_and_duplicate_messages_ingest_nothing_twice(
     assert counts(aws.sqs, aws.queue) == (0, 0)
 
 
+def test_a_trails_own_sns_delivery_notification_is_ingested_once(
+    runner: CliRunner, tmp_path: Path, aws: Aws, hook: Hook
+) -> None:
+    """A trail with an SNS topic announces each delivery as {"s3Bucket", "s3ObjectKey": [...]} (keys plain,
+    no ETag): watch reads the ETag itself, and the same objects announced by S3 too are ingested once."""
+    made = put_signins(aws, 2, prefix="org trail+x")
+    keys = [key for key, *_ in made]
+    aws.send(sns_envelope({"s3Bucket": BUCKET, "s3ObjectKey": keys}))  # through SNS → SQS, wrapped
+    aws.send({"s3Bucket": BUCKET, "s3ObjectKey": [keys[0]]})  # raw delivery
+    key, etag, size, _ = made[1]
+    aws.send(s3_event(BUCKET, key, etag, size))
+    aws.send({"s3Bucket": BUCKET, "s3ObjectKey": "not a list"})  # named, left to the redrive policy
+    data = tmp_path / "data"
+    result = watch(runner, aws, data, write_config(tmp_path))
+    assert result.exit_code == 4, result.output  # the malformed one is failing
+    assert sorted(event_ids(data)) == sorted(i for *_, ids in made for i in ids)
+    assert alert_users(hook) == Counter({"user000": 1, "user001": 1}) and posted_once(hook)
+    assert any("s3ObjectKey is not a list" in line for line in failing_lines(result.output)), result.output
+
+
 def test_a_rewritten_object_is_ingested_at_its_new_etag(
     runner: CliRunner, tmp_path: Path, aws: Aws, hook: Hook
 ) -> None:

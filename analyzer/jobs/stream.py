@@ -231,6 +231,9 @@ def _ingest(refs: list[ObjectRef], data: Path | str, client: S3Client, settings:
             etag, size = str(head.get("ETag") or "").strip('"'), int(head.get("ContentLength") or 0)
         # a digest is read with its S3 metadata (x-amz-meta-signature), as pull reads it
         objects.append(S3Object(ref.uri, size or 0, etag, ref.key, source, digest=is_digest_key(ref.key)))
+    # One object per key: notices without an ETag (a trail's own SNS notification) and with one name the
+    # same object, and a key announced at two ETags is fetched once, as S3 holds it now (the last ETag)
+    objects = list({obj.uri: obj for obj in objects}.values())
     versions = {obj.uri: obj.version for obj in objects}
     if not objects:
         return

@@ -13,6 +13,10 @@ it once more:
   "detail-type": "Object Created", "detail": {"bucket": {"name"}, "object": {"key", "size", "etag"}}}``;
   the key is not encoded.
 
+A trail can also announce each delivered log file itself, through the SNS topic of its
+configuration: ``{"s3Bucket": "...", "s3ObjectKey": ["AWSLogs/..."]}`` (keys not encoded, no ETag:
+the object's ETag is read when it is fetched).
+
 Lambda adds its own wrappers (an SQS trigger's ``Records[].body``, an SNS trigger's
 ``Records[].Sns.Message``): :func:`parse_event` unwraps those too. Every value here comes from
 whoever could write to the queue: nothing is trusted beyond its shape, and a malformed message is a
@@ -122,7 +126,10 @@ def parse_event(event: Any, *, depth: int = 0) -> Notice:
         return _nested(event["Message"], "the SNS Message", depth)
     if event.get("source") == "aws.s3" or "detail-type" in event:
         return _eventbridge(event)
-    raise NotificationError("not an S3 notification (no Records, SNS Message or EventBridge detail)")
+    if "s3Bucket" in event and "s3ObjectKey" in event:  # a trail's own SNS notification of delivery
+        return _trail_delivery(event)
+    raise NotificationError("not an S3 notification (no Records, SNS Message, EventBridge detail or trail "
+                            "delivery s3ObjectKey)")
 
 
 def _nested(value: Any, what: str, depth: int) -> Notice:
@@ -167,6 +174,17 @@ def _eventbridge(event: Mapping[str, Any]) -> Notice:
     if kind != "Object Created":
         return Notice(skipped=[(ref.uri, f"not an object creation ({kind[:60] or 'no detail-type'})")])
     return _checked(ref)
+
+
+def _trail_delivery(event: Mapping[str, Any]) -> Notice:
+    bucket = _text(event.get("s3Bucket"), "s3Bucket")
+    keys = event.get("s3ObjectKey")
+    if not isinstance(keys, list) or not keys:
+        raise NotificationError("s3ObjectKey is not a list of keys")
+    notice = Notice()
+    for index, key in enumerate(keys):
+        notice.extend(_checked(ObjectRef(bucket, _text(key, f"s3ObjectKey[{index}]"))))
+    return notice
 
 
 def _checked(ref: ObjectRef) -> Notice:
