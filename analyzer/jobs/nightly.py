@@ -60,6 +60,7 @@ from analyzer.jobs.ingest import run_ingest
 from analyzer.jobs.posture import nightly_section, with_findings, write_reports
 from analyzer.jobs.progress import Progress
 from analyzer.jobs.pull import PullResult, run_pull
+from analyzer.jobs.stream import send_pending
 from analyzer.settings import Settings, seconds
 from analyzer.settings import parse_duration as parse_duration_text
 from analyzer.sources.s3 import DEFAULT_WORKERS, S3Source
@@ -483,22 +484,7 @@ def _run(
     deliveries: list[Delivery] = []
     late: dict[str, Pending] = {}
     for notifier in notifiers:
-        pending = state.pending(notifier.name)
-        if not pending:
-            deliveries.append(Delivery(notifier.name, notifier.label))
-            continue
-        try:
-            delivery = notifier.send(pending, context)
-        except Exception as exc:  # a notifier's bug must not keep the others from sending
-            delivery = Delivery(
-                notifier.name,
-                notifier.label,
-                failed=[p.fingerprint for p in pending],
-                error=f"internal error: {type(exc).__name__}: {exc}",
-            )
-        state.mark_sent(notifier.name, delivery.sent, now=now)
-        if delivery.failed:
-            state.mark_failed(notifier.name, delivery.failed, delivery.error or "not sent")
+        delivery, pending = send_pending(state, notifier, context, now=now)  # a notifier's bug fails its alerts only
         sent = set(delivery.sent)
         late.update((p.fingerprint, p) for p in pending if p.fingerprint in sent and p.fingerprint not in announced)
         deliveries.append(delivery)

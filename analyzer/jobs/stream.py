@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from analyzer.alerts.notify import Delivery, Notifier, NotifyContext
 from analyzer.alerts.shape import severity_rank
-from analyzer.alerts.state import DEFAULT_GROWTH, AlertState, TrackedAlert
+from analyzer.alerts.state import DEFAULT_GROWTH, AlertState, Pending, TrackedAlert
 from analyzer.errors import AnalyzerError
 from analyzer.ingest.decode import MAX_OBJECT_BYTES
 from analyzer.ingest.pipeline import IngestStats, ingest_objects
@@ -394,22 +394,26 @@ def deliver(state: AlertState, notifiers: Sequence[Notifier], context: NotifyCon
             now: datetime) -> list[Delivery]:
     """Each notifier sends what it has pending (new alerts, and what it failed to send before), as
     nightly's step 4 does; a notifier's bug never keeps the others from sending."""
-    deliveries: list[Delivery] = []
-    for notifier in notifiers:
-        pending = state.pending(notifier.name)
-        if not pending:
-            deliveries.append(Delivery(notifier.name, notifier.label))
-            continue
-        try:
-            delivery = notifier.send(pending, context)
-        except Exception as exc:
-            delivery = Delivery(notifier.name, notifier.label, failed=[p.fingerprint for p in pending],
-                                error=f"internal error: {type(exc).__name__}: {exc}")
-        state.mark_sent(notifier.name, delivery.sent, now=now)
-        if delivery.failed:
-            state.mark_failed(notifier.name, delivery.failed, delivery.error or "not sent")
-        deliveries.append(delivery)
-    return deliveries
+    return [send_pending(state, notifier, context, now=now)[0] for notifier in notifiers]
+
+
+def send_pending(state: AlertState, notifier: Notifier, context: NotifyContext, *,
+                 now: datetime) -> tuple[Delivery, list[Pending]]:
+    """One notifier sends what the alert state holds pending for it, and the state records what was sent
+    and what failed; any exception of the notifier fails its alerts (sent by a later run), never the caller.
+    Returns the delivery and what was pending."""
+    pending = state.pending(notifier.name)
+    if not pending:
+        return Delivery(notifier.name, notifier.label), pending
+    try:
+        delivery = notifier.send(pending, context)
+    except Exception as exc:
+        delivery = Delivery(notifier.name, notifier.label, failed=[p.fingerprint for p in pending],
+                            error=f"internal error: {type(exc).__name__}: {exc}")
+    state.mark_sent(notifier.name, delivery.sent, now=now)
+    if delivery.failed:
+        state.mark_failed(notifier.name, delivery.failed, delivery.error or "not sent")
+    return delivery, pending
 
 
 def retry_pending(data: Path | str, notifiers: Sequence[Notifier], *, now: datetime) -> list[Delivery]:
