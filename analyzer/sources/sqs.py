@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -138,28 +138,22 @@ class Queue:
 
     def delete(self, messages: Sequence[Message]) -> list[tuple[Message, str]]:
         """Delete ``messages`` (ten per request); returns those SQS would not delete, with why."""
-        failed: list[tuple[Message, str]] = []
-        for chunk in _tens(messages):
-            entries = [{"Id": str(i), "ReceiptHandle": m.receipt} for i, m in enumerate(chunk)]
-            try:
-                response = self.client.delete_message_batch(QueueUrl=self.url, Entries=entries)  # type: ignore[arg-type]
-            except Exception as exc:
-                failed += [(m, describe_sqs_error(exc, self.url)) for m in chunk]
-                continue
-            for problem in response.get("Failed") or []:
-                failed.append((chunk[int(problem["Id"])], str(problem.get("Message") or problem.get("Code"))))
-        return failed
+        return self._in_tens(messages, {}, self.client.delete_message_batch)
 
     def set_visibility(self, messages: Sequence[Message], seconds: int) -> list[tuple[Message, str]]:
         """Make ``messages`` visible again in ``seconds`` (0: at once); returns what failed, with why."""
-        failed: list[tuple[Message, str]] = []
         seconds = max(0, min(int(seconds), MAX_VISIBILITY))
+        return self._in_tens(messages, {"VisibilityTimeout": seconds}, self.client.change_message_visibility_batch)
+
+    def _in_tens(self, messages: Sequence[Message], extra: dict[str, Any], call: Callable[..., Any]
+                 ) -> list[tuple[Message, str]]:
+        """``call`` (a ``*_batch`` action) on ``messages`` ten at a time, each entry with ``extra``; returns the
+        messages SQS refused, with why (a whole request's failure fails its ten)."""
+        failed: list[tuple[Message, str]] = []
         for chunk in _tens(messages):
-            entries = [{"Id": str(i), "ReceiptHandle": m.receipt, "VisibilityTimeout": seconds}
-                       for i, m in enumerate(chunk)]
+            entries = [{"Id": str(i), "ReceiptHandle": m.receipt, **extra} for i, m in enumerate(chunk)]
             try:
-                response = self.client.change_message_visibility_batch(
-                    QueueUrl=self.url, Entries=entries)  # type: ignore[arg-type]
+                response = call(QueueUrl=self.url, Entries=entries)
             except Exception as exc:
                 failed += [(m, describe_sqs_error(exc, self.url)) for m in chunk]
                 continue
