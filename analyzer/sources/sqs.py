@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -209,3 +210,125 @@ class Heartbeat:
                 if flying:
                     self.queue.set_visibility(flying, self.visibility)  # a failure: the next beat tries again
                     self.extended += len(flying)
+
+
+class Inbox:
+    """Receives ahead: a thread long-polls the queue while the caller settles a batch, so that the next
+    batch is in hand when this one is done (a receive is a round trip for ten messages at most, and
+    waiting for them between batches was most of a busy watch's time).
+
+    At most ``hold`` messages are held; each is in the heartbeat from the moment it is received, so a
+    held message stays invisible to other consumers as one being worked on does. With ``once`` the
+    thread stops at the first receive that comes back empty while nothing is held or out (taken and
+    not yet :meth:`settled`: a failed message may come back at once): the queue is drained. A receive that
+    fails (:class:`AnalyzerError`: the queue is gone, access denied) ends the thread, and :meth:`take`
+    raises it once what was received before it has been taken. ``interrupt`` (the caller's stop) is
+    read, never set: :meth:`take` returns soon after it is set."""
+
+    def __init__(self, queue: Queue, beat: Heartbeat, *, wait: int, visibility: int, hold: int,
+                 once: bool = False, interrupt: threading.Event | None = None) -> None:
+        self.queue, self.beat = queue, beat
+        self.wait, self.visibility, self.hold, self.once = wait, visibility, max(1, hold), once
+        self.interrupt = interrupt or threading.Event()
+        self.received = 0  # messages received so far
+        self._held: list[tuple[float, Message]] = []  # (when it arrived, the message), oldest first
+        self._ended = False  # the thread has stopped: drained (``once``), released, or a receive failed
+        self._out = 0  # batches taken and not yet settled
+        self._error: BaseException | None = None
+        self._stopping = threading.Event()
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="sqs-inbox", daemon=True)
+
+    def __enter__(self) -> Inbox:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        self._stopping.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._thread.join(timeout=MAX_WAIT + 15)
+
+    def _halted(self) -> bool:
+        return self._stopping.is_set() or self.interrupt.is_set()
+
+    def _run(self) -> None:
+        try:
+            while not self._halted():
+                with self._changed:
+                    while len(self._held) >= self.hold and not self._halted():
+                        self._changed.wait(0.25)
+                    room, busy = self.hold - len(self._held), bool(self._out or self._held)
+                if self._halted():
+                    break
+                messages = self.queue.receive(wait=self.wait, visibility=self.visibility, limit=room)
+                self.beat.add(messages)
+                with self._changed:
+                    now = time.monotonic()
+                    self._held += [(now, m) for m in messages]
+                    self.received += len(messages)
+                    self._changed.notify_all()
+                    if not messages and self.once and not busy and not self._out:
+                        break
+        except BaseException as exc:  # raised by take(): a failed receive must not pass for an empty queue
+            self._error = exc
+        finally:
+            with self._changed:
+                self._ended = True
+                self._changed.notify_all()
+
+    def _wait(self, until: float) -> bool:
+        """Wait for a change until ``until`` (in slices, so that ``interrupt`` is seen); False when it passed."""
+        left = until - time.monotonic()
+        if left <= 0:
+            return False
+        self._changed.wait(min(left, 0.25))
+        return True
+
+    def take(self, *, limit: int, window: float, idle: float) -> list[Message]:
+        """The next batch: up to ``idle`` seconds for a first message, then more until ``window`` seconds
+        after the oldest held one arrived, up to ``limit``. [] when none came in ``idle`` (or, with
+        ``once``, when the queue is drained: :attr:`drained`). Raises what ended a failed receive once
+        nothing received before it is left."""
+        with self._changed:
+            deadline = time.monotonic() + idle
+            while not self._held and not self._ended and not self.interrupt.is_set():
+                if not self._wait(deadline):
+                    return []
+            if self._held:
+                until = self._held[0][0] + window
+                while len(self._held) < limit and not self._ended and not self.interrupt.is_set():
+                    if not self._wait(until):
+                        break
+            batch = [m for _, m in self._held[:limit]]
+            del self._held[:limit]
+            self._out += bool(batch)
+            self._changed.notify_all()
+            if not batch and self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            return batch
+
+    def settled(self) -> None:
+        """The batch :meth:`take` returned last is settled (deleted, retried or released)."""
+        with self._changed:
+            self._out = max(0, self._out - 1)
+            self._changed.notify_all()
+
+    @property
+    def drained(self) -> bool:
+        """Nothing held and nothing more to come (with ``once``: a receive came back empty)."""
+        with self._changed:
+            return self._ended and not self._held and self._error is None
+
+    def release(self) -> list[Message]:
+        """Stop receiving; return everything held (including what a receive under way brings), for the
+        caller to make visible again."""
+        self._stop()
+        with self._changed:
+            batch = [m for _, m in self._held]
+            self._held.clear()
+            return batch
