@@ -39,7 +39,7 @@ from analyzer.jobs.stream import (
     retry_pending,
     run_batch,
 )
-from analyzer.sources.sqs import MAX_WAIT, Heartbeat, Inbox, Message, Queue
+from analyzer.sources.sqs import MAX_WAIT, Heartbeat, Message, Queue
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -187,19 +187,15 @@ def run_watch(
     stream = settings.stream()
     last_retry = time.monotonic()
     queue.attributes()  # one clear line for a wrong URL or credentials, before anything else
-    with Heartbeat(queue, visibility=settings.visibility_timeout) as beat, \
-            Inbox(queue, beat, wait=settings.wait_time, visibility=settings.visibility_timeout,
-                  hold=settings.batch_messages, once=once, interrupt=stop) as inbox:
+    with Heartbeat(queue, visibility=settings.visibility_timeout) as beat:
         while not stop.is_set():
-            batch = inbox.take(limit=settings.batch_messages, window=settings.batch_window,
-                               idle=max(1.0, float(settings.wait_time)))
+            batch = _gather(queue, beat, settings, stop)
             status.received += len(batch)
             if stop.is_set():
                 _release(queue, beat, batch, status)
-                inbox.settled()
                 break
             if not batch:
-                if once and inbox.drained:
+                if once:
                     break
                 if notifiers and time.monotonic() - last_retry >= IDLE_RETRY:
                     last_retry = time.monotonic()
@@ -207,18 +203,33 @@ def run_watch(
                 tell(status)
                 continue
             tell(status)
-            try:
-                _settle(queue, beat, batch, data, s3_client, notifiers, stream, settings, detection, stop, status,
-                        say, verify)
-            finally:
-                inbox.settled()
+            _settle(queue, beat, batch, data, s3_client, notifiers, stream, settings, detection, stop, status, say,
+                    verify)
             last_retry = time.monotonic()
             tell(status)
-        held = inbox.release()  # received ahead, not worked on (a stop, or a failed receive)
-        status.received += len(held)
-        _release(queue, beat, held, status)
     status.interrupted = stop.is_set()
     return status
+
+
+def _gather(queue: Queue, beat: Heartbeat, settings: WatchSettings, stop: threading.Event) -> list[Message]:
+    """The next batch: a long poll for the first messages, then whatever else arrives within
+    ``batch_window``, up to ``batch_messages``. Every message is in the heartbeat once received."""
+    first = queue.receive(wait=settings.wait_time, visibility=settings.visibility_timeout,
+                          limit=settings.batch_messages)
+    beat.add(first)
+    batch = list(first)
+    deadline = time.monotonic() + settings.batch_window
+    while batch and len(batch) < settings.batch_messages and not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        more = queue.receive(wait=min(int(left + 0.999), MAX_WAIT) if left >= 1 else 0,
+                             visibility=settings.visibility_timeout, limit=settings.batch_messages - len(batch))
+        beat.add(more)
+        batch += more
+        if not more and left < 1:
+            break
+    return batch
 
 
 def _settle(queue: Queue, beat: Heartbeat, batch: list[Message], data: Path | str, s3_client: S3Client,
