@@ -226,3 +226,36 @@ def test_a_partition_that_cannot_be_merged_is_reported_and_kept(tmp_path: Path) 
     assert len(day_files(data)["event_date=2026-11-20"]) == 4 and victim.exists()
     with Dataset(data) as dataset:
         assert not list(dataset.layout.tmp.iterdir())  # no half-merged file left behind
+
+
+@pytest.mark.parametrize(("budget", "together"), [(0, 1), (2**40, 2)])
+def test_merges_run_together_only_within_the_memory_budget(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int, together: int
+) -> None:
+    """Two days' merges run at once only while what they hold (inputs' slices and output row groups,
+    _group_bytes) fits COMPACT_PARALLEL_BYTES: two big days at once peaked at 1.2 GB on 2M events."""
+    import threading
+    import time
+
+    ingest_small_batches(corpus, tmp_path / "data", compact_partitions=False)
+    monkeypatch.setattr(compact_module, "COMPACT_PARALLEL_BYTES", budget)
+    merge, running, most, lock = compact_module._merge, [0], [0], threading.Lock()
+
+    def counted(*args: object, **kwargs: object) -> object:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.3)  # long enough for a second merge to start, if it may
+            return merge(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(compact_module, "_merge", counted)
+    before = everything(tmp_path / "data")
+    with Dataset(tmp_path / "data") as dataset:
+        dataset.lock()
+        stats = compact(dataset, parallel=2)
+    assert not stats.failures and most[0] == together
+    assert everything(tmp_path / "data").sort_by("source_object").equals(before.sort_by("source_object"))
