@@ -72,10 +72,12 @@ def ingest_run(root: Path, data: Path, *options: str, source: Path | None = None
     """``analyzer ingest`` into a fresh ``data``; ``source``: a folder holding another copy of the package."""
     shutil.rmtree(data, ignore_errors=True)
     log = data.with_suffix(".log")
-    env = dict(os.environ, PYTHONPATH=str(source)) if source else None  # before the installed package
+    # ``python -m`` puts the working directory first on sys.path: run the other copy from its own folder
+    # (from the checkout's root, its PYTHONPATH loses to ./analyzer and the same code is measured twice)
+    env = dict(os.environ, PYTHONPATH=str(source)) if source else None
     with open(log, "wb") as out:
-        result = run([sys.executable, "-m", "analyzer", "ingest", str(root), "--data", str(data), *options],
-                     stdout=out, stderr=subprocess.DEVNULL, env=env)
+        result = run([sys.executable, "-m", "analyzer", "ingest", str(root.resolve()), "--data", str(data.resolve()),
+                      *options], stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=str(source) if source else None)
     found = _COMPACTED.search(b" ".join(log.read_bytes().split()))  # the console may wrap lines
     return Ingest(result, float(found.group(1).replace(b",", b"")) if found else 0.0)
 
