@@ -413,6 +413,25 @@ def test_small_batches_are_compacted_by_file_count(runner: CliRunner, tmp_path: 
     assert sorted(event_ids(data)) == sorted(i for *_, ids in made for i in ids)
 
 
+
+def test_days_that_become_due_while_the_queue_is_quiet_are_compacted(
+    runner: CliRunner, tmp_path: Path, aws: Aws, hook: Hook
+) -> None:
+    """compact_after is an age: the last batches before a quiet spell leave small files that are due only
+    later. A watch with nothing to receive compacts them (before, only a batch that ingested did)."""
+    made = put_signins(aws, 4)
+    for key, etag, size, _ in made:
+        aws.send(s3_event(BUCKET, key, etag, size))
+    data = tmp_path / "data"
+    first = watch(runner, aws, data, write_config(tmp_path, batch_messages=1, compact_after='"1h"'))
+    assert first.exit_code == 3, first.output
+    assert len(list(data.glob("event_date=*/*.parquet"))) == len(made)  # not due yet: one small file a batch
+    quiet = watch(runner, aws, data, write_config(tmp_path, compact_after='"0s"'))  # an hour later, say
+    assert quiet.exit_code == 0, quiet.output
+    assert len(list(data.glob("event_date=*/*.parquet"))) == 1
+    assert sorted(event_ids(data)) == sorted(i for *_, ids in made for i in ids)
+
+
 # -- the Lambda entry point --------------------------------------------------------------------------------------------
 def lambda_sqs_event(bodies: list[str]) -> dict[str, Any]:
     """What an SQS trigger hands a Lambda function."""

@@ -36,6 +36,7 @@ from analyzer.jobs.stream import (
     Detection,
     Item,
     StreamSettings,
+    compact_due,
     retry_pending,
     run_batch,
 )
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
 MAX_LISTED = 200  # problems and failing messages kept in a status (the rest are counted)
 IDLE_RETRY = 60.0  # seconds between attempts to send what a notifier failed to send, while the queue is quiet
+IDLE_COMPACT = 60.0  # seconds between looks for days due for compaction (compact_after), while the queue is quiet
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ def run_watch(
     say = log or (lambda line: None)
     tell = progress or (lambda s: None)
     stream = settings.stream()
-    last_retry = time.monotonic()
+    last_retry = last_compact = time.monotonic()
     queue.attributes()  # one clear line for a wrong URL or credentials, before anything else
     with Heartbeat(queue, visibility=settings.visibility_timeout) as beat:
         while not stop.is_set():
@@ -196,10 +198,14 @@ def run_watch(
                 break
             if not batch:
                 if once:
+                    _compact_idle(data, stream, say)  # the age rule, for a cron of --once runs too
                     break
                 if notifiers and time.monotonic() - last_retry >= IDLE_RETRY:
                     last_retry = time.monotonic()
                     _record_deliveries(status, retry_pending(data, notifiers, now=datetime.now(UTC)), say)
+                if time.monotonic() - last_compact >= IDLE_COMPACT:
+                    last_compact = time.monotonic()
+                    _compact_idle(data, stream, say)
                 tell(status)
                 continue
             tell(status)
@@ -209,6 +215,21 @@ def run_watch(
             tell(status)
     status.interrupted = stop.is_set()
     return status
+
+
+def _compact_idle(data: Path | str, stream: StreamSettings, say: Callable[[str], None]) -> None:
+    """Compact the days now due (``compact_after`` is an age: the last batch before a quiet spell left
+    small files that only become due later). Nothing when the dataset does not exist yet or another
+    writer holds it (later); a failure is logged: the day keeps its files, correct and slower."""
+    if not Path(data).is_dir():
+        return
+    try:
+        stats = compact_due(data, stream, now=time.time())
+    except AnalyzerError as exc:
+        say(f"compaction not run: {exc}")
+        return
+    for where, why in stats.failures if stats is not None else []:
+        say(f"compaction of {where} failed (its files stay as they are): {why}")
 
 
 def _gather(queue: Queue, beat: Heartbeat, settings: WatchSettings, stop: threading.Event) -> list[Message]:
