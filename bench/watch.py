@@ -264,6 +264,15 @@ def throughput(args: argparse.Namespace, endpoint: str, work: Path, hook: Hook) 
     return events / watch_seconds, events / service_seconds, events / ingest_seconds, events / floor_seconds, events
 
 
+def send_all(sqs: Any, url: str, bodies: list[str]) -> None:
+    """Every body onto the queue, ten a request (SendMessageBatch's most)."""
+    for start in range(0, len(bodies), 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies[start : start + 10])],
+        )
+
+
 def bare_consumer(endpoint: str, notices: list[str]) -> float:
     """The moto server's own floor: seconds for a consumer that does nothing else to drain the same
     notifications (ReceiveMessage ten at a time, GetObject of each object on 8 threads, DeleteMessageBatch).
@@ -273,11 +282,7 @@ def bare_consumer(endpoint: str, notices: list[str]) -> float:
 
     s3, sqs = clients(endpoint)
     url = sqs.create_queue(QueueName="floor", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
-    for start in range(0, len(notices), 10):
-        sqs.send_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(n), "MessageBody": body} for n, body in enumerate(notices[start : start + 10])],
-        )
+    send_all(sqs, url, notices)
 
     def get(body: str) -> int:
         record = json.loads(body)["Records"][0]["s3"]
@@ -313,11 +318,7 @@ def running(args: argparse.Namespace, endpoint: str, work: Path, hook: Hook, not
     try:
         time.sleep(args.warmup)
         started = time.time()
-        for start in range(0, len(notices), 10):
-            sqs.send_message_batch(
-                QueueUrl=url,
-                Entries=[{"Id": str(n), "MessageBody": body} for n, body in enumerate(notices[start : start + 10])],
-            )
+        send_all(sqs, url, notices)
         deadline = time.monotonic() + 300
         while len(received(hook)) < len(notices) and time.monotonic() < deadline:
             time.sleep(0.05)

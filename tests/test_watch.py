@@ -413,7 +413,6 @@ def test_small_batches_are_compacted_by_file_count(runner: CliRunner, tmp_path: 
     assert sorted(event_ids(data)) == sorted(i for *_, ids in made for i in ids)
 
 
-
 def test_days_that_become_due_while_the_queue_is_quiet_are_compacted(
     runner: CliRunner, tmp_path: Path, aws: Aws, hook: Hook
 ) -> None:

@@ -50,8 +50,9 @@ if TYPE_CHECKING:
     from analyzer.settings import Settings
 
 MAX_LISTED = 200  # problems and failing messages kept in a status (the rest are counted)
-IDLE_RETRY = 60.0  # seconds between attempts to send what a notifier failed to send, while the queue is quiet
-IDLE_COMPACT = 60.0  # seconds between looks for days due for compaction (compact_after), while the queue is quiet
+#: Seconds between the chores of a quiet queue: sending what a notifier failed to send, and compacting the
+#: days that became due (compact_after is an age); a batch does both, so the clock restarts after one.
+IDLE_EVERY = 60.0
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ def run_watch(
     say = log or (lambda line: None)
     tell = progress or (lambda s: None)
     stream = settings.stream()
-    last_retry = last_compact = time.monotonic()
+    last_chores = time.monotonic()
     queue.attributes()  # one clear line for a wrong URL or credentials, before anything else
     with Heartbeat(queue, visibility=settings.visibility_timeout) as beat:
         while not stop.is_set():
@@ -200,18 +201,17 @@ def run_watch(
                 if once:
                     _compact_idle(data, stream, say)  # the age rule, for a cron of --once runs too
                     break
-                if notifiers and time.monotonic() - last_retry >= IDLE_RETRY:
-                    last_retry = time.monotonic()
-                    _record_deliveries(status, retry_pending(data, notifiers, now=datetime.now(UTC)), say)
-                if time.monotonic() - last_compact >= IDLE_COMPACT:
-                    last_compact = time.monotonic()
+                if time.monotonic() - last_chores >= IDLE_EVERY:
+                    last_chores = time.monotonic()
+                    if notifiers:
+                        _record_deliveries(status, retry_pending(data, notifiers, now=datetime.now(UTC)), say)
                     _compact_idle(data, stream, say)
                 tell(status)
                 continue
             tell(status)
             _settle(queue, beat, batch, data, s3_client, notifiers, stream, settings, detection, stop, status, say,
                     verify)
-            last_retry = time.monotonic()
+            last_chores = time.monotonic()
             tell(status)
     status.interrupted = stop.is_set()
     return status

@@ -322,9 +322,9 @@ class _Scheduler:
     """Runs the merges of several days, up to ``parallel`` at a time in threads (a merge keeps
     about one core busy: Parquet decoding, ``take`` and encoding release the GIL) while what they
     hold together (:func:`_group_bytes`: the inputs' slices and the output row groups) stays within
-    :data:`COMPACT_PARALLEL_BYTES`: large days are merged one at a time. Plans and commits stay in this thread
-    (the manifest's connection is this thread's); a day's next pass is planned once its merges
-    are all committed. Failures are per day, as before: the day keeps its files (correct, slower)."""
+    :data:`COMPACT_PARALLEL_BYTES`: large days are merged one at a time. Plans and commits stay in
+    this thread (the manifest's connection is this thread's); a day's next pass is planned once its
+    merges are all committed. Failures are per day, as before: the day keeps its files (correct, slower)."""
 
     def __init__(self, dataset: Dataset, days: list[str], stats: CompactStats,
                  progress: Callable[[str, int, int], None] | None, parallel: int) -> None:
