@@ -560,7 +560,8 @@ def _query_error(code: str, message: str) -> bytes:
 
 class ThrottleProxy:
     """A threaded HTTP proxy on 127.0.0.1 in front of the moto server that answers AWS query-protocol
-    calls (IAM, STS) with ``400 Throttling`` (``Rate exceeded``) as AWS does: the first N requests of
+    calls (IAM, STS) with ``400 Throttling`` (``Rate exceeded``) as AWS does, and JSON-protocol ones
+    (SQS) with ``400 ThrottlingException``: the first N requests of
     each action in ``throttle`` (N < 0: every one), forwarding everything else. ``throttled`` counts
     what it answered so, by action. Stops by itself after ``lifetime`` seconds."""
 
@@ -630,6 +631,10 @@ class ThrottleProxy:
                 target = self.headers.get("X-Amz-Target", "")
                 action = (form.get("Action") or [target.rpartition(".")[2]])[0]
                 if proxy._decide(action):
+                    if target:  # the JSON protocol (SQS): the error in its JSON shape
+                        body = json.dumps({"__type": "com.amazonaws.sqs#ThrottlingException",
+                                           "message": "Rate exceeded"}).encode()
+                        return self._reply(400, body, [("Content-Type", "application/x-amz-json-1.0")])
                     return self._reply(400, _query_error("Throttling", "Rate exceeded"),
                                        [("Content-Type", "text/xml")])
                 upstream = http.client.HTTPConnection(*proxy.target, timeout=60)

@@ -35,10 +35,11 @@ from typer.testing import CliRunner
 
 from analyzer.alerts.state import AlertState
 from analyzer.cli import app
+from analyzer.jobs import watch as watch_module
 from analyzer.jobs.watch import handle_s3_event
 from analyzer.store.dataset import Dataset
 
-from s3_server import S3Server, cloudtrail_key, dataset_rows
+from s3_server import S3Server, ThrottleProxy, cloudtrail_key, dataset_rows
 
 HOOK_ENV = "TEST_WATCH_WEBHOOK_URL"
 BUCKET = "trail"
@@ -429,6 +430,50 @@ def test_days_that_become_due_while_the_queue_is_quiet_are_compacted(
     assert quiet.exit_code == 0, quiet.output
     assert len(list(data.glob("event_date=*/*.parquet"))) == 1
     assert sorted(event_ids(data)) == sorted(i for *_, ids in made for i in ids)
+
+
+# -- the queue itself failing -----------------------------------------------------------------------------------------
+def through(proxy: ThrottleProxy, aws: Aws, data: Path, config: Path) -> list[str]:
+    """watch --once's arguments, reaching SQS and S3 through ``proxy``."""
+    args = watch_args(aws, data, config, "--once")
+    args[args.index("--endpoint-url") + 1] = proxy.endpoint_url
+    return args
+
+
+def test_a_queue_that_fails_for_a_while_is_waited_out(runner: CliRunner, tmp_path: Path, aws: Aws, hook: Hook) -> None:
+    """ReceiveMessage throttled for longer than the client's own retries (five tries): the receive is tried
+    again after a second, named in a warning, and the watch goes on: every object ingested, every alert
+    posted once, the queue empty (before, the watch stopped with exit 1)."""
+    made = put_signins(aws, 2)
+    for key, etag, size, _ in made:
+        aws.send(s3_event(BUCKET, key, etag, size))
+    data = tmp_path / "data"
+    with ThrottleProxy(aws.server.endpoint_url, {"ReceiveMessage": 6}) as proxy:
+        result = runner.invoke(app, through(proxy, aws, data, write_config(tmp_path)))
+    assert result.exit_code == 3, result.output
+    assert proxy.throttled["ReceiveMessage"] == 6
+    assert "receive failed" in result.output and "ThrottlingException" in result.output
+    assert "retrying in 1s" in result.output
+    assert sorted(event_ids(data)) == sorted(i for *_, ids in made for i in ids)
+    assert alert_users(hook) == Counter({"user000": 1, "user001": 1}) and posted_once(hook)
+    assert counts(aws.sqs, aws.queue) == (0, 0)
+
+
+def test_a_queue_that_keeps_failing_stops_the_watch_in_one_line(
+    runner: CliRunner, tmp_path: Path, aws: Aws, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its patience (made short here) a failing receive stops the watch: exit 1, one line naming the
+    queue and the error, nothing ingested, the message still on the queue for the next run."""
+    ((key, etag, size, _),) = put_signins(aws, 1)
+    aws.send(s3_event(BUCKET, key, etag, size))
+    monkeypatch.setattr(watch_module, "QUEUE_PATIENCE_ONCE", 0.5)
+    with ThrottleProxy(aws.server.endpoint_url, {"ReceiveMessage": -1}) as proxy:
+        result = runner.invoke(app, through(proxy, aws, tmp_path / "data", write_config(tmp_path)))
+    assert result.exit_code == 1, result.output
+    assert aws.queue in result.output and "ThrottlingException" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "data").exists() or event_ids(tmp_path / "data") == []
+    assert counts(aws.sqs, aws.queue) == (1, 0)
 
 
 # -- the Lambda entry point --------------------------------------------------------------------------------------------

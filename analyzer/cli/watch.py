@@ -29,7 +29,8 @@ WATCH_EXIT_CODES = (
     "Exit codes: 0 stopped with nothing left failing; 3 (--once) an alert at or above --fail-on was announced; "
     "4 partial: a message was left on the queue because its object failed (or it is no notification), records "
     "were quarantined, or a notifier failed (4 wins over 3); 1 error (configuration, credentials, no such "
-    "queue); 2 usage error; 130 stopped by SIGTERM or Ctrl-C (in-flight messages finished or released)."
+    "queue, or a queue failing for 15 minutes in a row, 30 seconds with --once); 2 usage error; 130 stopped by "
+    "SIGTERM or Ctrl-C (in-flight messages finished or released)."
 )
 STATUS_EVERY = 60.0  # seconds between status lines when stderr is not a terminal (a service's journal)
 

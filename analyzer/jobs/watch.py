@@ -40,7 +40,7 @@ from analyzer.jobs.stream import (
     retry_pending,
     run_batch,
 )
-from analyzer.sources.sqs import MAX_WAIT, Heartbeat, Message, Queue
+from analyzer.sources.sqs import MAX_WAIT, Heartbeat, Message, Queue, QueueError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -53,6 +53,11 @@ MAX_LISTED = 200  # problems and failing messages kept in a status (the rest are
 #: Seconds between the chores of a quiet queue: sending what a notifier failed to send, and compacting the
 #: days that became due (compact_after is an age); a batch does both, so the clock restarts after one.
 IDLE_EVERY = 60.0
+#: How long a receive that keeps failing transiently (throttling, a 5xx, the network gone) is waited out
+#: before the watch stops (exit 1, for its supervisor to see): a running watch, then ``--once`` (a cron job).
+QUEUE_PATIENCE = 15 * 60.0
+QUEUE_PATIENCE_ONCE = 30.0
+RECEIVE_RETRY_MAX = 30.0  # seconds between two tries, at most
 
 
 @dataclass(frozen=True)
@@ -181,7 +186,8 @@ def run_watch(
     a receive comes back empty). ``log`` gets one line per failing message and per problem as they
     happen. ``verify`` (``[watch] verify``, :func:`watch_verify_job`): the period of each batch's digest
     files verified, the findings announced with the alerts (see :func:`~analyzer.jobs.stream.run_batch`).
-    Raises :class:`AnalyzerError` for what stops it (the queue is unreachable or denied)."""
+    Raises :class:`AnalyzerError` for what stops it: the queue denied or missing, or failing for longer
+    than :data:`QUEUE_PATIENCE` (``--once``: :data:`QUEUE_PATIENCE_ONCE`); a shorter outage is waited out."""
     settings = settings or WatchSettings()
     stop = stop or threading.Event()
     status = WatchStatus()
@@ -192,7 +198,7 @@ def run_watch(
     queue.attributes()  # one clear line for a wrong URL or credentials, before anything else
     with Heartbeat(queue, visibility=settings.visibility_timeout) as beat:
         while not stop.is_set():
-            batch = _gather(queue, beat, settings, stop)
+            batch = _gather(queue, beat, settings, stop, QUEUE_PATIENCE_ONCE if once else QUEUE_PATIENCE, say)
             status.received += len(batch)
             if stop.is_set():
                 _release(queue, beat, batch, status)
@@ -232,11 +238,12 @@ def _compact_idle(data: Path | str, stream: StreamSettings, say: Callable[[str],
         say(f"compaction of {where} failed (its files stay as they are): {why}")
 
 
-def _gather(queue: Queue, beat: Heartbeat, settings: WatchSettings, stop: threading.Event) -> list[Message]:
-    """The next batch: a long poll for the first messages, then whatever else arrives within
-    ``batch_window``, up to ``batch_messages``. Every message is in the heartbeat once received."""
-    first = queue.receive(wait=settings.wait_time, visibility=settings.visibility_timeout,
-                          limit=settings.batch_messages)
+def _gather(queue: Queue, beat: Heartbeat, settings: WatchSettings, stop: threading.Event,
+            patience: float = QUEUE_PATIENCE, say: Callable[[str], None] = lambda line: None) -> list[Message]:
+    """The next batch: a long poll for the first messages (:func:`_receive_patiently`), then whatever
+    else arrives within ``batch_window``, up to ``batch_messages``. Every message is in the heartbeat
+    once received; a receive that fails after the first ends the batch (the next poll waits it out)."""
+    first = _receive_patiently(queue, settings, stop, patience, say)
     beat.add(first)
     batch = list(first)
     deadline = time.monotonic() + settings.batch_window
@@ -244,13 +251,40 @@ def _gather(queue: Queue, beat: Heartbeat, settings: WatchSettings, stop: thread
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        more = queue.receive(wait=min(int(left + 0.999), MAX_WAIT) if left >= 1 else 0,
-                             visibility=settings.visibility_timeout, limit=settings.batch_messages - len(batch))
+        try:
+            more = queue.receive(wait=min(int(left + 0.999), MAX_WAIT) if left >= 1 else 0,
+                                 visibility=settings.visibility_timeout, limit=settings.batch_messages - len(batch))
+        except QueueError:
+            break
         beat.add(more)
         batch += more
         if not more and left < 1:
             break
     return batch
+
+
+def _receive_patiently(queue: Queue, settings: WatchSettings, stop: threading.Event, patience: float,
+                       say: Callable[[str], None]) -> list[Message]:
+    """A long poll that waits out a queue's transient failure (throttling, a 5xx, the network gone: the
+    client's own retries spent), retrying after 1, 2, 4... up to 30 seconds, for up to ``patience``
+    seconds in all, each failure logged (nothing is lost meanwhile: what is in flight stays so). A denial, a
+    missing queue or rejected credentials, or an outage longer than that, is raised: the watch stops.
+    A stop ends the wait (nothing received)."""
+    failing_since: float | None = None
+    delay = 1.0
+    while True:
+        try:
+            return queue.receive(wait=settings.wait_time, visibility=settings.visibility_timeout,
+                                 limit=settings.batch_messages)
+        except QueueError as exc:
+            now = time.monotonic()
+            failing_since = now if failing_since is None else failing_since
+            if not exc.transient or now - failing_since + delay > patience:
+                raise
+            say(f"receive failed ({exc}); retrying in {delay:g}s")
+            if stop.wait(delay):
+                return []
+            delay = min(delay * 2, RECEIVE_RETRY_MAX)
 
 
 def _settle(queue: Queue, beat: Heartbeat, batch: list[Message], data: Path | str, s3_client: S3Client,

@@ -29,7 +29,7 @@ from botocore.config import Config
 
 from analyzer.alerts.sanitize import secrets
 from analyzer.errors import AnalyzerError, UsageError
-from analyzer.sources.s3 import error_code, fatal_message
+from analyzer.sources.s3 import UNREACHABLE_ERRORS, error_code, fatal_message, is_transient
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -108,6 +108,15 @@ def describe_sqs_error(exc: BaseException, where: str) -> str:
     return f"{where}: {code}: {secrets(exc)}"
 
 
+class QueueError(AnalyzerError):
+    """A queue call that failed; ``transient``: worth waiting out (throttling, a 5xx, the network gone),
+    not a denial, a missing queue or rejected credentials."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
 class Queue:
     """One queue, through one client (thread-safe: boto3 clients are)."""
 
@@ -125,7 +134,8 @@ class Queue:
         return {str(k): str(v) for k, v in (response.get("Attributes") or {}).items()}
 
     def receive(self, *, wait: int, visibility: int, limit: int = MAX_MESSAGES) -> list[Message]:
-        """Up to ``limit`` messages, waiting up to ``wait`` seconds for the first (long polling)."""
+        """Up to ``limit`` messages, waiting up to ``wait`` seconds for the first (long polling); raises
+        :class:`QueueError` (after the client's own retries)."""
         try:
             response = self.client.receive_message(
                 QueueUrl=self.url, MaxNumberOfMessages=max(1, min(limit, MAX_MESSAGES)),
@@ -133,7 +143,8 @@ class Queue:
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             )
         except Exception as exc:
-            raise AnalyzerError(describe_sqs_error(exc, self.url)) from None
+            transient = is_transient(exc) or isinstance(exc, UNREACHABLE_ERRORS)
+            raise QueueError(describe_sqs_error(exc, self.url), transient=transient) from None
         return [Message.from_response(item) for item in response.get("Messages") or []]
 
     def delete(self, messages: Sequence[Message]) -> list[tuple[Message, str]]:
