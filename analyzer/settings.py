@@ -323,7 +323,8 @@ class WatchTable(Table):
         "to the dead-letter queue).", '"1m"')] | None = None
     batch_messages: Annotated[int, key("Messages ingested together at most.", "100", ge=1, le=10_000)] | None = None
     batch_window: Annotated[Seconds, key(
-        "After the first message, how long to gather more into its batch (latency vs. batch size).",
+        "After the first message, how long to gather more into its batch (latency vs. batch size); longer "
+        "while receives come back full (a backlog), up to batch_messages.",
         '"1s"')] | None = None
     compact_files: Annotated[int, key("Compact a day when it holds more files than this.", "32",
                                       ge=1)] | None = None

@@ -432,6 +432,22 @@ def test_days_that_become_due_while_the_queue_is_quiet_are_compacted(
     assert sorted(event_ids(data)) == sorted(i for *_, ids in made for i in ids)
 
 
+def test_a_backlog_is_worked_off_in_full_batches(runner: CliRunner, tmp_path: Path, aws: Aws, hook: Hook) -> None:
+    """15 notifications waiting and no batch window: a receive that comes back full (ten) goes on filling
+    the batch, so the backlog is one batch, one detection pass and one webhook post (before: two, one a
+    receive); every event and alert once."""
+    made = put_signins(aws, 15)
+    for key, etag, size, _ in made:
+        aws.send(s3_event(BUCKET, key, etag, size))
+    data = tmp_path / "data"
+    result = watch(runner, aws, data, write_config(tmp_path, batch_window=0, batch_messages=100))
+    assert result.exit_code == 3, result.output
+    assert sorted(event_ids(data)) == sorted(i for *_, ids in made for i in ids)
+    assert alert_users(hook) == Counter({f"user{n:03d}": 1 for n in range(15)}) and posted_once(hook)
+    assert len(hook.bodies) == 1, [len(body.get("alerts", [])) for body in hook.bodies]
+    assert counts(aws.sqs, aws.queue) == (0, 0)
+
+
 # -- the queue itself failing -----------------------------------------------------------------------------------------
 def through(proxy: ThrottleProxy, aws: Aws, data: Path, config: Path) -> list[str]:
     """watch --once's arguments, reaching SQS and S3 through ``proxy``."""

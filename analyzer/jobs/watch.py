@@ -40,7 +40,7 @@ from analyzer.jobs.stream import (
     retry_pending,
     run_batch,
 )
-from analyzer.sources.sqs import MAX_WAIT, Heartbeat, Message, Queue, QueueError
+from analyzer.sources.sqs import MAX_MESSAGES, MAX_WAIT, Heartbeat, Message, Queue, QueueError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -241,24 +241,27 @@ def _compact_idle(data: Path | str, stream: StreamSettings, say: Callable[[str],
 def _gather(queue: Queue, beat: Heartbeat, settings: WatchSettings, stop: threading.Event,
             patience: float = QUEUE_PATIENCE, say: Callable[[str], None] = lambda line: None) -> list[Message]:
     """The next batch: a long poll for the first messages (:func:`_receive_patiently`), then whatever
-    else arrives within ``batch_window``, up to ``batch_messages``. Every message is in the heartbeat
-    once received; a receive that fails after the first ends the batch (the next poll waits it out)."""
-    first = _receive_patiently(queue, settings, stop, patience, say)
-    beat.add(first)
-    batch = list(first)
+    else arrives within ``batch_window``, up to ``batch_messages``; past the window too while each
+    receive comes back full (a backlog: after an outage, or a burst), so that a backlog is worked off in
+    full batches, one detection pass each, rather than in a batch a window. Every message is in the
+    heartbeat once received; a receive that fails after the first ends the batch (the next poll waits
+    it out)."""
+    last = _receive_patiently(queue, settings, stop, patience, say)
+    beat.add(last)
+    batch = list(last)
     deadline = time.monotonic() + settings.batch_window
     while batch and len(batch) < settings.batch_messages and not stop.is_set():
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0 and len(last) < MAX_MESSAGES:
             break
         try:
-            more = queue.receive(wait=min(int(left + 0.999), MAX_WAIT) if left >= 1 else 0,
+            last = queue.receive(wait=min(int(left + 0.999), MAX_WAIT) if left >= 1 else 0,
                                  visibility=settings.visibility_timeout, limit=settings.batch_messages - len(batch))
         except QueueError:
             break
-        beat.add(more)
-        batch += more
-        if not more and left < 1:
+        beat.add(last)
+        batch += last
+        if not last and left < 1:
             break
     return batch
 
