@@ -133,6 +133,12 @@ def watch(runner: CliRunner, aws: Aws, data: Path, config: Path, *more: str) -> 
     return runner.invoke(app, watch_args(aws, data, config, "--once", *more))
 
 
+def announce(aws: Aws, made: list[tuple[str, str, int, list[str]]]) -> None:
+    """Each object's own S3 → SQS notification onto the queue."""
+    for key, etag, size, _ in made:
+        aws.send(s3_event(BUCKET, key, etag, size))
+
+
 def key_at(when: datetime, unique: str, prefix: str = "") -> str:
     return cloudtrail_key(ACCOUNT, "us-east-1", when, unique=unique, prefix=prefix)
 
@@ -370,8 +376,7 @@ def test_a_long_batch_keeps_its_messages_invisible(runner: CliRunner, tmp_path: 
     import threading
 
     made = put_signins(aws, 2)
-    for key, etag, size, _ in made:
-        aws.send(s3_event(BUCKET, key, etag, size))
+    announce(aws, made)
     data = tmp_path / "data"
     stolen: list[str] = []
     held = threading.Event()
@@ -404,8 +409,7 @@ def test_a_long_batch_keeps_its_messages_invisible(runner: CliRunner, tmp_path: 
 def test_small_batches_are_compacted_by_file_count(runner: CliRunner, tmp_path: Path, aws: Aws, hook: Hook) -> None:
     """One object a batch, [watch] compact_files = 2: the day never holds more than a few files."""
     made = put_signins(aws, 6)
-    for key, etag, size, _ in made:
-        aws.send(s3_event(BUCKET, key, etag, size))
+    announce(aws, made)
     data = tmp_path / "data"
     result = watch(runner, aws, data, write_config(tmp_path, batch_messages=1, compact_files=2))
     assert result.exit_code == 3, result.output
@@ -420,8 +424,7 @@ def test_days_that_become_due_while_the_queue_is_quiet_are_compacted(
     """compact_after is an age: the last batches before a quiet spell leave small files that are due only
     later. A watch with nothing to receive compacts them (before, only a batch that ingested did)."""
     made = put_signins(aws, 4)
-    for key, etag, size, _ in made:
-        aws.send(s3_event(BUCKET, key, etag, size))
+    announce(aws, made)
     data = tmp_path / "data"
     first = watch(runner, aws, data, write_config(tmp_path, batch_messages=1, compact_after='"1h"'))
     assert first.exit_code == 3, first.output
@@ -437,8 +440,7 @@ def test_a_backlog_is_worked_off_in_full_batches(runner: CliRunner, tmp_path: Pa
     the batch, so the backlog is one batch, one detection pass and one webhook post (before: two, one a
     receive); every event and alert once."""
     made = put_signins(aws, 15)
-    for key, etag, size, _ in made:
-        aws.send(s3_event(BUCKET, key, etag, size))
+    announce(aws, made)
     data = tmp_path / "data"
     result = watch(runner, aws, data, write_config(tmp_path, batch_window=0, batch_messages=100))
     assert result.exit_code == 3, result.output
@@ -461,8 +463,7 @@ def test_a_queue_that_fails_for_a_while_is_waited_out(runner: CliRunner, tmp_pat
     again after a second, named in a warning, and the watch goes on: every object ingested, every alert
     posted once, the queue empty (before, the watch stopped with exit 1)."""
     made = put_signins(aws, 2)
-    for key, etag, size, _ in made:
-        aws.send(s3_event(BUCKET, key, etag, size))
+    announce(aws, made)
     data = tmp_path / "data"
     with ThrottleProxy(aws.server.endpoint_url, {"ReceiveMessage": 6}) as proxy:
         result = runner.invoke(app, through(proxy, aws, data, write_config(tmp_path)))
@@ -587,8 +588,7 @@ def test_kill_9_mid_batch_then_a_restart_loses_nothing_and_duplicates_nothing(
     tmp_path: Path, aws: Aws, hook: Hook
 ) -> None:
     made = put_signins(aws, 24, per_object=3)
-    for key, etag, size, _ in made:
-        aws.send(s3_event(BUCKET, key, etag, size))
+    announce(aws, made)
     data = tmp_path / "data"
     config = write_config(tmp_path, batch_messages=4, batch_window=0)
     first = spawn(aws, data, config, "--visibility-timeout", "3", "--quiet")
@@ -624,8 +624,7 @@ def test_sigterm_releases_in_flight_messages_for_the_next_run(tmp_path: Path, aw
     """A batch waiting for another writer when SIGTERM comes is released (visible again at once, not after
     the visibility timeout): exit 130, and the next run ingests it."""
     made = put_signins(aws, 3)
-    for key, etag, size, _ in made:
-        aws.send(s3_event(BUCKET, key, etag, size))
+    announce(aws, made)
     data = tmp_path / "data"
     config = write_config(tmp_path)
     with Dataset(data) as dataset:
