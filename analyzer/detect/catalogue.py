@@ -25,8 +25,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from analyzer.detect.shape import ALERT_COLUMNS, SEVERITIES, STATUSES
 from analyzer.errors import AnalyzerError
+from analyzer.schema import is_json, leaf_paths
 
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 PARAM_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -68,7 +71,7 @@ NULLABLE_CHECKS = ("principal", "source_ip", "user_name", "account_id", "region"
 KNOWN_KEYS = frozenset(
     {
         "id", "uuid", "title", "severity", "status", "description", "blind_spots", "false_positives",
-        "references", "summary_fields", "lookback", "attack", "cis", "params", "cases",
+        "references", "summary_fields", "lookback", "trigger", "attack", "cis", "params", "cases",
     }
 )
 
@@ -158,6 +161,9 @@ class Detection:
     sql_path: Path
     meta_path: Path
     lookback: str | None = None
+    #: column path → values: the detection raises alerts only from events matching every entry
+    #: (empty: from any event). A window, with its lookback, that holds none is not queried.
+    trigger: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     origin: str = "bundled"  # "bundled" (the package's queries/), "user" (a --queries folder), "sigma"
     bound: Mapping[str, Any] = field(default_factory=dict)  # fixed query values (a Sigma rule's), not tunable
 
@@ -365,6 +371,7 @@ def _load_one(sql_path: Path, meta_path: Path, problems: list[str], *, where: st
         problem("lookback: must name an integer parameter (minutes) declared in [params]")
         lookback = None
 
+    trigger = _trigger(meta.get("trigger", {}), problem)
     cases = _cases(meta.get("cases"), params, problem)
 
     if len(problems) > start:
@@ -388,7 +395,25 @@ def _load_one(sql_path: Path, meta_path: Path, problems: list[str], *, where: st
         sql_path=sql_path,
         meta_path=meta_path,
         lookback=lookback,
+        trigger=trigger,
     )
+
+
+def _trigger(value: Any, problem: Any) -> dict[str, tuple[str, ...]]:
+    """``[trigger]``: text columns of the schema (dotted paths) → the values that can raise an alert."""
+    if not isinstance(value, dict):
+        problem("trigger: a table of column = [values], e.g. eventName = [\"CreateAccessKey\"]")
+        return {}
+    columns = {path for path, f in leaf_paths() if pa.types.is_string(f.type) and not is_json(f)}
+    trigger: dict[str, tuple[str, ...]] = {}
+    for column, values in value.items():
+        if column not in columns:
+            problem(f"trigger: {column!r} is not a text column of the events (e.g. eventName, userIdentity.type)")
+        elif not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+            problem(f"trigger.{column}: a non-empty list of strings")
+        else:
+            trigger[column] = tuple(values)
+    return trigger
 
 
 def _attack(value: Any, problem: Any) -> tuple[Technique, ...]:
