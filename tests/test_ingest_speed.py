@@ -8,6 +8,9 @@ days' merges at once and leaves the same data as one at a time.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -118,6 +121,7 @@ def test_batches_hold_a_days_objects_together_and_end_in_half_size_batches(tmp_p
 #: Evaluated in a worker (a builtin, so that unpickling imports nothing of this test module's).
 WORKER_STATE = (
     "(__import__('gc').isenabled(), __import__('os').environ.get('MIMALLOC_PURGE_DELAY'),"
+    " __import__('os').environ.get('MIMALLOC_ARENA_EAGER_COMMIT'),"
     " __import__('analyzer.ingest.batch') is not None and 'duckdb' in __import__('sys').modules)"
 )
 
@@ -125,9 +129,36 @@ WORKER_STATE = (
 def test_a_worker_runs_without_the_cyclic_gc_keeps_freed_memory_and_never_imports_duckdb() -> None:
     pool = process_pool(1)
     try:
-        assert pool.submit(eval, WORKER_STATE).result(timeout=60) == (False, "-1", False)
+        assert pool.submit(eval, WORKER_STATE).result(timeout=60) == (False, "-1", "0", False)
     finally:
         pool.shutdown()
+
+
+#: Prints the mimalloc option as it stands when pyarrow is first imported, by the CLI's modules or
+#: by a command after them.
+ALLOCATOR_PROBE = """
+import os, sys
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pyarrow":
+            print(os.environ.get("MIMALLOC_ARENA_EAGER_COMMIT"))
+            sys.meta_path.remove(self)
+sys.meta_path.insert(0, Spy())
+import analyzer.cli
+import pyarrow
+"""
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "0"), ("1", "1")])
+def test_the_command_line_sets_arrows_allocator_up_before_pyarrow_and_keeps_a_users_setting(
+    given: str | None, expected: str
+) -> None:
+    """mimalloc reads its options when pyarrow is first imported: the CLI's must be in place by then."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIMALLOC_")}
+    if given is not None:
+        env["MIMALLOC_ARENA_EAGER_COMMIT"] = given
+    done = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [expected]
 
 
 def test_compaction_merges_two_days_at_once_and_leaves_what_one_at_a_time_leaves(

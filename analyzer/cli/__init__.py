@@ -3,8 +3,12 @@
 Each module registers its commands on the one app; add a module here to add commands.
 """
 
-import analyzer.cli.pull  # noqa: F401  (registers pull)
-from analyzer.cli import (
+from analyzer.allocator import tune_arrow_allocator
+
+tune_arrow_allocator()  # before any command module imports pyarrow
+
+import analyzer.cli.pull  # noqa: E402, F401  (registers pull)
+from analyzer.cli import (  # noqa: E402
     athena,  # noqa: F401  (registers athena ddl, athena queries)
     detect,  # noqa: F401
     detections,  # noqa: F401  (registers detections test, detections new)
@@ -17,7 +21,7 @@ from analyzer.cli import (
     verify,  # noqa: F401  (registers verify)
     watch,  # noqa: F401  (registers watch)
 )
-from analyzer.cli.app import app
+from analyzer.cli.app import app  # noqa: E402
 
 
 def main() -> None:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analyzer.allocator import tune_arrow_allocator
+
 MARKER_NAME = "progress"
 MAX_WORKER_DEATHS = 16  # pool restarts a run; past them the batches concerned fail (named)
 DIED_ALONE = "worker died decoding this object (killed: out of memory, or a signal); retried alone, it died again"
@@ -128,6 +130,7 @@ def retain_freed_memory() -> None:
     comes after this). A worker's memory stays at its high-water mark, which the batch size bounds.
     """
     os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+    tune_arrow_allocator()  # arenas committed on demand, no huge-page faults (analyzer.allocator)
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc: its defaults stay
